@@ -1,0 +1,181 @@
+// graph2mqtt: the command line and the wiring. Everything else lives in lib/.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "app/agent.h"
+#include "app/terminal_login.h"
+#include "common/clock.h"
+#include "common/logger.h"
+#include "common/version.h"
+#include "config/config.h"
+#include "http/curl_http.h"
+#include "identity/token_store.h"
+#include "loop/event_loop.h"
+#include "mqtt/paho_client.h"
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/graph2mqtt/config.yaml";
+
+const char* const kUsage = R"(Usage:
+  graph2mqtt [--config PATH]                   run the agent until SIGTERM/SIGINT
+  graph2mqtt --check-config [--config PATH]    validate the configuration and exit
+  graph2mqtt login ACCOUNT [--force] [--config PATH]
+                                               sign ACCOUNT in from this terminal
+  graph2mqtt --version | --help
+
+Options:
+  -c, --config PATH   configuration file (default /etc/graph2mqtt/config.yaml)
+      --check-config  validate and exit: 0 valid, 2 invalid (warnings go to stderr)
+      --force         with login: replace tokens the account already has
+  -V, --version       print the version
+  -h, --help          print this help
+
+Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
+Signals: SIGTERM/SIGINT end pending sign-ins, publish offline and exit 0.
+)";
+
+struct Options {
+  std::string config = kDefaultConfig;
+  bool check_config = false;
+  bool force = false;
+  std::optional<std::string> login_account;
+};
+
+int usage_error(const std::string& message) {
+  std::cerr << "graph2mqtt: " << message << "\n\n" << kUsage;
+  return 2;
+}
+
+// Blocks the termination signals in every thread (Paho's threads inherit the mask) and turns
+// them into loop tasks from one waiting thread: handlers never touch state.
+class SignalThread {
+ public:
+  explicit SignalThread(std::function<void(int)> on_signal) {
+    sigset_t set = signals();
+    thread_ = std::thread([set, on_signal = std::move(on_signal)] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0) continue;
+        on_signal(sig);
+        if (sig == SIGUSR2) return;  // our own stop request
+      }
+    });
+  }
+  ~SignalThread() {
+    pthread_kill(thread_.native_handle(), SIGUSR2);
+    thread_.join();
+  }
+  static sigset_t signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR2}) sigaddset(&set, s);
+    return set;
+  }
+  static void block() {
+    sigset_t set = signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+  }
+
+ private:
+  std::thread thread_;
+};
+
+int run_agent(const g2m::Config& config) {
+  g2m::Logger log(config.log_level);
+  g2m::TokenStore store(config.storage_dir);
+  try {
+    if (auto warning = store.prepare()) log.warn(*warning);
+  } catch (const std::exception& e) {
+    log.error(e.what());
+    return 1;
+  }
+  SignalThread::block();
+  g2m::RealClock clock;
+  g2m::CurlHttpOptions http_options;
+  http_options.timeout = config.identity.timeout;
+  http_options.extra_ca = config.identity.ca;
+  http_options.proxy = config.identity.proxy;
+  g2m::CurlHttp http(http_options, log);
+  g2m::EventLoop loop(clock, http);
+  g2m::PahoMqttClient mqtt(config.mqtt, log);
+  g2m::Agent agent(config, loop, http, mqtt, store, log);
+
+  SignalThread signals([&](int sig) {
+    if (sig == SIGTERM || sig == SIGINT) {
+      loop.post([&] {
+        log.info("stopping (", sig == SIGTERM ? "SIGTERM" : "SIGINT", ")");
+        agent.stop();
+        loop.stop();
+      });
+    } else if (sig == SIGHUP) {
+      loop.post([&] { log.warn("SIGHUP: reloading the configuration is not supported yet"); });
+    }
+  });
+
+  log.info("graph2mqtt ", g2m::kVersion, " starting with ", config.accounts.size(),
+           " account(s); broker ", config.mqtt.server);
+  agent.start();
+  loop.run();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "-V" || arg == "--version") {
+      std::cout << "graph2mqtt " << g2m::kVersion << "\n";
+      return 0;
+    }
+    if (arg == "-c" || arg == "--config") {
+      if (i + 1 >= argc) return usage_error(arg + " needs a PATH");
+      options.config = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      options.config = arg.substr(9);
+    } else if (arg == "--check-config") {
+      options.check_config = true;
+    } else if (arg == "--force") {
+      options.force = true;
+    } else if (!arg.empty() && arg[0] == '-') {
+      return usage_error("unknown option " + arg);
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (!positional.empty()) {
+    if (positional[0] != "login") return usage_error("unknown command " + positional[0]);
+    if (positional.size() != 2) return usage_error("login needs exactly one ACCOUNT");
+    options.login_account = positional[1];
+  }
+  if (options.force && !options.login_account) return usage_error("--force goes with login");
+
+  g2m::Config config;
+  try {
+    config = g2m::load_config(options.config);
+  } catch (const g2m::ConfigError& e) {
+    for (const auto& line : e.errors()) std::cerr << line << "\n";
+    return 2;
+  }
+  for (const auto& w : config.warnings) std::cerr << "warning: " << w << "\n";
+  if (options.check_config) {
+    std::cerr << options.config << ": configuration is valid\n";
+    return 0;
+  }
+  if (options.login_account) {
+    return g2m::terminal_login(config, *options.login_account, options.force);
+  }
+  return run_agent(config);
+}

@@ -1,0 +1,163 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/backoff.h"
+#include "common/logger.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "identity/device_flow.h"
+#include "identity/token_set.h"
+#include "identity/token_store.h"
+#include "json/json.h"
+#include "loop/event_loop.h"
+#include "graph/graph_fetch.h"
+#include "mqtt/mqtt_session.h"
+
+namespace g2m {
+
+enum class AuthState { signed_out, pending, signed_in };
+const char* to_string(AuthState s);
+
+// The outcome of a command, for the bridge reply: ok with the `data` JSON, or an error.
+struct CommandResult {
+  bool ok = true;
+  std::string data_json = "{}";
+  std::string error;
+  std::optional<long long> retry_in;
+
+  static CommandResult success(std::string data) { return {true, std::move(data), {}, {}}; }
+  static CommandResult failure(std::string why, std::optional<long long> retry = std::nullopt) {
+    return {false, "{}", std::move(why), retry};
+  }
+};
+using Reply = std::function<void(CommandResult)>;
+
+// What an account needs from the agent around it.
+struct AccountContext {
+  EventLoop& loop;
+  Http& http;
+  MqttSession& mqtt;
+  TokenStore& store;
+  Logger& log;
+  const Config& config;
+  std::string base_topic;
+  std::size_t index = 0;         // position in the config: spreads refreshes of many accounts
+  std::size_t account_count = 1;
+  std::uint64_t seed = 0;        // jitter
+};
+
+// One configured account: its sign-in, its tokens and its Graph resources. Lives on the loop
+// thread; every state change is published (auth/state, auth/code, events, graph/R).
+class Account {
+ public:
+  Account(const AccountConfig& config, AccountContext context);
+  ~Account();
+  Account(const Account&) = delete;
+  Account& operator=(const Account&) = delete;
+
+  const std::string& name() const { return config_.name; }
+  AuthState state() const { return state_; }
+
+  // Loads stored tokens and publishes the initial retained state (CONTRACT §1 "Always").
+  void start();
+  // Ends a pending sign-in with reason `shutdown` and clears auth/code.
+  void shutdown();
+
+  // Commands (CONTRACT §2). The reply runs when the outcome is known.
+  void login(bool force, Reply reply);
+  void logout(Reply reply);
+  void cancel(Reply reply);
+  void refresh(const std::optional<std::string>& resource, Reply reply);
+  void graph_get(const std::string& path, Reply reply);
+  std::string state_json() const;
+  bool has_resource(const std::string& name) const;
+
+  // Called about once a second while signed out: picks up a token file that `graph2mqtt login`
+  // wrote meanwhile.
+  void check_token_file();
+
+ private:
+  class Resource;
+  enum class Phase { idle, requesting, polling };
+
+  // sign-in
+  void start_sign_in(bool user_requested);
+  void send_device_code_request();
+  void on_device_code(HttpResponse response);
+  void schedule_poll();
+  void send_poll();
+  void on_poll(HttpResponse response);
+  void on_approved(TokenResponse tokens);
+  void end_sign_in(const std::string& reason, bool renewing = false);
+  void stop_sign_in_io();
+  void reply_waiters(const CommandResult& result);
+
+  // tokens
+  void adopt_tokens(TokenSet tokens, bool announce);
+  bool persist_tokens();
+  void schedule_refresh();
+  void start_refresh(std::function<void(bool ok)> done);
+  void on_refresh(HttpResponse response);
+  void lose_tokens(const std::string& reason);
+  void finish_refresh(bool ok);
+
+  // publishing
+  void set_state(AuthState state, std::optional<std::string> reason);
+  void publish_state();
+  void publish_code();
+  void clear_graph_topics();
+  void emit(const std::string& event, const std::function<void(json::Fields&)>& fields);
+  void emit_auth_error(const AuthFailure& failure, std::optional<Millis> retry_in);
+  std::string code_json() const;
+  std::string topic(const std::string& leaf) const;
+  std::string graph_base() const;
+  GraphAuth graph_auth();
+  std::optional<long long> graph_rate_limited();
+
+  TokenBinding binding() const;
+
+  friend class Resource;
+
+  const AccountConfig& config_;
+  AccountContext ctx_;
+  Jitter jitter_;
+
+  AuthState state_ = AuthState::signed_out;
+  SystemTime since_{};
+  std::optional<std::string> reason_;
+  std::optional<TokenSet> tokens_;
+
+  // sign-in in progress
+  Phase phase_ = Phase::idle;
+  bool forced_ = false;  // a re-sign-in while the old tokens stay in use
+  std::optional<DeviceFlow> flow_;
+  std::optional<Http::RequestId> sign_in_request_;
+  SteadyTime code_requested_at_{};
+  SystemTime code_requested_at_system_{};
+  int device_code_failures_ = 0;
+  std::vector<Reply> login_waiters_;
+  std::optional<SteadyTime> last_user_login_;
+  Timer poll_timer_;
+  Timer expiry_timer_;
+
+  // refresh
+  std::optional<Http::RequestId> refresh_request_;
+  std::vector<std::function<void(bool)>> refresh_waiters_;
+  int refresh_failures_ = 0;
+  Timer refresh_timer_;
+  Timer persist_retry_timer_;
+  bool persist_pending_ = false;
+  std::optional<std::filesystem::file_time_type> seen_token_file_;
+  std::uint64_t token_epoch_ = 0;
+
+  // graph
+  std::vector<std::unique_ptr<Resource>> resources_;
+  std::optional<SteadyTime> last_graph_command_;
+};
+
+}  // namespace g2m

@@ -1,0 +1,205 @@
+#include "app/agent.h"
+
+#include <random>
+
+#include "common/time_format.h"
+#include "common/version.h"
+#include "json/json.h"
+
+namespace g2m {
+
+namespace {
+const char* const kActions[] = {"login", "logout", "cancel", "refresh", "status", "graph"};
+
+bool known_action(const std::string& action) {
+  for (const char* a : kActions) {
+    if (action == a) return true;
+  }
+  return false;
+}
+}  // namespace
+
+Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt,
+             TokenStore& store, Logger& log)
+    : config_(config),
+      loop_(loop),
+      log_(log),
+      store_(store),
+      session_(loop, mqtt, log),
+      base_(config.mqtt.base_topic),
+      token_file_timer_(loop) {
+  std::random_device random;
+  const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) ^ random();
+  std::size_t index = 0;
+  for (const auto& account : config_.accounts) {
+    AccountContext ctx{loop, http, session_, store, log, config_, base_, index,
+                       config_.accounts.size(), seed + index};
+    accounts_.push_back(std::make_unique<Account>(account, ctx));
+    ++index;
+  }
+}
+
+Agent::~Agent() = default;
+
+Account* Agent::find_account(const std::string& name) {
+  for (auto& a : accounts_) {
+    if (a->name() == name) return a.get();
+  }
+  return nullptr;
+}
+
+void Agent::start() {
+  session_.set_retained(base_ + "/bridge/state", R"({"state":"online"})");
+  session_.set_retained(base_ + "/bridge/info", json::object([&](json::Fields& f) {
+                          f.str("version", kVersion).str("base_topic", base_);
+                          std::vector<std::string> names;
+                          for (const auto& a : config_.accounts) names.push_back(a.name);
+                          f.strings("accounts", names);
+                          f.str("started_at", format_utc(loop_.clock().system()));
+                        }));
+  for (auto& account : accounts_) account->start();
+  session_.start([this](MqttMessage m) { on_message(std::move(m)); },
+                 {base_ + "/bridge/request/#"});
+  watch_token_files();
+}
+
+void Agent::watch_token_files() {
+  // `graph2mqtt login` may write a token file for an account that has none: notice it within 2 s.
+  token_file_timer_.start_after(Seconds(1), [this] {
+    for (auto& a : accounts_) {
+      if (a->state() == AuthState::signed_out) a->check_token_file();
+    }
+    watch_token_files();
+  });
+}
+
+void Agent::stop() {
+  token_file_timer_.cancel();
+  for (auto& account : accounts_) account->shutdown();
+  session_.shutdown(base_ + "/bridge/state", Millis(1000));
+}
+
+void Agent::send_reply(const std::string& action, const std::optional<std::string>& response_topic,
+                       const std::optional<std::string>& correlation_data,
+                       const std::string& payload) {
+  OutgoingMessage fixed;
+  fixed.topic = base_ + "/bridge/response/" + action;
+  fixed.payload = payload;
+  session_.send(fixed);
+  if (response_topic) {
+    OutgoingMessage direct;
+    direct.topic = *response_topic;
+    direct.payload = payload;
+    direct.correlation_data = correlation_data;
+    session_.send(std::move(direct));
+  }
+}
+
+void Agent::on_message(MqttMessage message) {
+  const std::string prefix = base_ + "/bridge/request/";
+  if (message.topic.compare(0, prefix.size(), prefix) != 0) return;
+  if (message.retained) {
+    // A retained request would run again at every reconnection.
+    log_.warn("ignoring the retained request on ", message.topic,
+              " (clear it with an empty retained message)");
+    return;
+  }
+  const std::string action = message.topic.substr(prefix.size());
+  auto parsed = parse_request(base_, message);
+  if (auto* error = std::get_if<RequestError>(&parsed)) {
+    log_.warn("request ", action, ": ", error->message);
+    // A refused response topic gets no reply of its own; other errors go there too.
+    const bool topic_refused = error->message.rfind("the response topic", 0) == 0;
+    send_reply(action, topic_refused ? std::nullopt : message.response_topic,
+               message.correlation_data, error_reply(error->message, std::nullopt, error->transaction));
+    return;
+  }
+  dispatch(std::move(std::get<Request>(parsed)));
+}
+
+void Agent::dispatch(Request request) {
+  const std::string action = request.action;
+  const auto transaction = request.transaction;
+  const auto response_topic = request.response_topic;
+  const auto correlation = request.correlation_data;
+  auto reply = [this, action, transaction, response_topic, correlation](CommandResult result) {
+    const std::string payload = result.ok ? ok_reply(result.data_json, transaction)
+                                          : error_reply(result.error, result.retry_in, transaction);
+    send_reply(action, response_topic, correlation, payload);
+  };
+  if (!known_action(action)) {
+    reply(CommandResult::failure("unknown action `" + action +
+                                 "`; the actions are login, logout, cancel, refresh, status, graph"));
+    return;
+  }
+  const auto& body = request.body;
+
+  if (action == "status" && !request.account) {
+    std::string data = "{\"accounts\":{";
+    bool first = true;
+    for (auto& a : accounts_) {
+      if (!first) data += ',';
+      first = false;
+      rapidjson::StringBuffer key;
+      json::Writer w(key);
+      json::write_string(w, a->name());
+      data += std::string(key.GetString(), key.GetSize()) + ":" + a->state_json();
+    }
+    data += "}}";
+    reply(CommandResult::success(data));
+    return;
+  }
+
+  Account* account = nullptr;
+  if (request.account) {
+    account = find_account(*request.account);
+    if (account == nullptr) {
+      reply(CommandResult::failure("unknown account `" + *request.account + "`"));
+      return;
+    }
+  } else if (accounts_.size() == 1) {
+    account = accounts_.front().get();
+  } else {
+    reply(CommandResult::failure("`account` is required when several accounts are configured"));
+    return;
+  }
+
+  if (action == "status") {
+    reply(CommandResult::success(account->state_json()));
+  } else if (action == "login") {
+    bool force = false;
+    const auto it = body.FindMember("force");
+    if (it != body.MemberEnd()) {
+      if (!it->value.IsBool()) {
+        reply(CommandResult::failure("`force` must be true or false"));
+        return;
+      }
+      force = it->value.GetBool();
+    }
+    account->login(force, reply);
+  } else if (action == "logout") {
+    account->logout(reply);
+  } else if (action == "cancel") {
+    account->cancel(reply);
+  } else if (action == "refresh") {
+    std::optional<std::string> resource;
+    const auto it = body.FindMember("resource");
+    if (it != body.MemberEnd()) {
+      if (!it->value.IsString()) {
+        reply(CommandResult::failure("`resource` must be a string"));
+        return;
+      }
+      resource = std::string(it->value.GetString(), it->value.GetStringLength());
+    }
+    account->refresh(resource, reply);
+  } else if (action == "graph") {
+    const auto it = body.FindMember("path");
+    if (it == body.MemberEnd() || !it->value.IsString()) {
+      reply(CommandResult::failure("`path` is required and must be a string"));
+      return;
+    }
+    account->graph_get(std::string(it->value.GetString(), it->value.GetStringLength()), reply);
+  }
+}
+
+}  // namespace g2m

@@ -1,0 +1,52 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "account/account.h"
+#include "common/logger.h"
+#include "config/config.h"
+#include "http/http.h"
+#include "identity/token_store.h"
+#include "loop/event_loop.h"
+#include "mqtt/mqtt_client.h"
+#include "mqtt/mqtt_session.h"
+#include "mqtt/request.h"
+
+namespace g2m {
+
+// The running agent: the broker session, the accounts, and the bridge request router. Everything
+// here runs on the loop thread.
+class Agent {
+ public:
+  Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,
+        Logger& log);
+  ~Agent();
+
+  // Publishes bridge state and info, starts every account, connects to the broker.
+  void start();
+  // Ends pending sign-ins (reason shutdown), publishes offline, disconnects.
+  void stop();
+
+  MqttSession& session() { return session_; }
+  Account* find_account(const std::string& name);
+
+ private:
+  void on_message(MqttMessage message);
+  void dispatch(Request request);
+  void send_reply(const std::string& action, const std::optional<std::string>& response_topic,
+                  const std::optional<std::string>& correlation_data, const std::string& payload);
+  void watch_token_files();
+
+  const Config& config_;
+  EventLoop& loop_;
+  Logger& log_;
+  TokenStore& store_;
+  MqttSession session_;
+  std::vector<std::unique_ptr<Account>> accounts_;
+  std::string base_;
+  Timer token_file_timer_;
+};
+
+}  // namespace g2m

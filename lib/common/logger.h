@@ -1,0 +1,54 @@
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace g2m {
+
+enum class LogLevel { error = 0, warn = 1, info = 2, debug = 3 };
+
+const char* to_string(LogLevel level);
+
+// The logger is passed in, never global. A sink receives whole lines; tests capture them to
+// prove that no secret is ever logged. Logging never throws.
+class Logger {
+ public:
+  using Sink = std::function<void(LogLevel, std::string_view line)>;
+
+  explicit Logger(LogLevel level = LogLevel::info, Sink sink = stderr_sink());
+
+  void set_level(LogLevel level) { level_ = level; }
+  LogLevel level() const { return level_; }
+  bool enabled(LogLevel level) const { return level <= level_; }
+
+  template <typename... Args>
+  void log(LogLevel level, Args&&... args) {
+    if (!enabled(level)) return;
+    std::ostringstream os;
+    (os << ... << std::forward<Args>(args));
+    write(level, os.str());
+  }
+  template <typename... Args>
+  void error(Args&&... args) { log(LogLevel::error, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void warn(Args&&... args) { log(LogLevel::warn, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void info(Args&&... args) { log(LogLevel::info, std::forward<Args>(args)...); }
+  template <typename... Args>
+  void debug(Args&&... args) { log(LogLevel::debug, std::forward<Args>(args)...); }
+
+  static Sink stderr_sink();
+
+ private:
+  void write(LogLevel level, const std::string& message) noexcept;
+
+  LogLevel level_;
+  Sink sink_;
+  std::mutex mutex_;  // Paho's threads may log too
+};
+
+}  // namespace g2m

@@ -1,0 +1,105 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "common/logger.h"
+#include "common/secret.h"
+
+namespace g2m {
+
+// The typed, validated, immutable configuration (CONTRACT §3). Built only by load_config().
+
+enum class Provider { microsoft, oidc };
+enum class Protocol { v2, v1 };
+enum class SignIn { command, auto_ };
+
+struct MqttConfig {
+  std::string server;  // as written, e.g. mqtt://localhost:1883
+  std::string scheme;  // mqtt, tcp, mqtts, ssl, ws, wss
+  std::string host;
+  int port = 1883;   // the scheme's default when the URL names none
+  bool tls = false;  // mqtts, ssl, wss
+  std::string base_topic = "graph2mqtt";
+  std::string client_id;  // default graph2mqtt-<hostname>
+  std::optional<std::string> username;
+  std::optional<Secret> password;  // from password: or password_file: (trailing newline dropped)
+  std::optional<std::filesystem::path> ca, cert, key;
+  int version = 5;  // 5 or 4 (MQTT 3.1.1)
+  std::chrono::seconds keepalive{60};
+};
+
+struct IdentityConfig {
+  Provider provider = Provider::microsoft;
+  std::string authority = "https://login.microsoftonline.com";  // no trailing slash
+  std::string graph = "https://graph.microsoft.com/v1.0";       // no trailing slash
+  Protocol protocol = Protocol::v2;
+  std::optional<std::filesystem::path> ca;
+  std::chrono::seconds timeout{30};
+  std::optional<std::string> proxy;
+  // provider: oidc
+  std::optional<std::string> issuer;
+  std::optional<std::string> device_authorization_endpoint;
+  std::optional<std::string> token_endpoint;
+  std::optional<std::string> api;
+};
+
+struct ResourceConfig {
+  std::string name;
+  std::string path;  // template, placeholders validated
+  std::chrono::seconds every{60};
+  int max_pages = 1;
+};
+
+struct AccountConfig {
+  std::string name;
+  std::string tenant = "common";
+  std::string client_id;
+  std::vector<std::string> scopes;  // as configured (openid profile offline_access NOT added here)
+  std::optional<std::string> resource;  // v1; resolved default: origin of identity.graph
+  SignIn sign_in = SignIn::command;
+  bool renew_code = false;
+  std::vector<std::string> graph_allow;
+  std::vector<ResourceConfig> resources;  // in file order
+  std::optional<Secret> client_secret;    // oidc: from client_secret_file
+};
+
+struct Config {
+  std::filesystem::path file;  // as given on the command line
+  MqttConfig mqtt;
+  IdentityConfig identity;
+  std::filesystem::path storage_dir =
+      "/var/lib/graph2mqtt";  // made absolute against the file's folder
+  LogLevel log_level = LogLevel::info;
+  bool homeassistant_enabled = false;
+  std::string homeassistant_prefix = "homeassistant";
+  std::vector<AccountConfig> accounts;  // in file order, at least one
+  std::vector<std::string> warnings;    // "file:line: key: what" lines, for stderr
+
+  const AccountConfig* find_account(const std::string& name) const;
+};
+
+// All errors of one file, each "file:line: key.path: what is wrong", sorted by line.
+class ConfigError : public std::runtime_error {
+ public:
+  explicit ConfigError(std::vector<std::string> errors);
+  const std::vector<std::string>& errors() const { return errors_; }
+
+ private:
+  std::vector<std::string> errors_;
+};
+
+// Reads, parses and validates. Throws ConfigError. Never touches the network.
+Config load_config(const std::filesystem::path& file);
+
+// Same, from text (for tests and fuzzing); `file` is only used in messages and for relative paths.
+Config parse_config(const std::string& text, const std::filesystem::path& file);
+
+// "30s", "5m", "1h", "2d" or a bare integer of seconds. nullopt when malformed or negative.
+std::optional<std::chrono::seconds> parse_duration(const std::string& text);
+
+}  // namespace g2m

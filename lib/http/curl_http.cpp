@@ -1,0 +1,225 @@
+#include "http/curl_http.h"
+
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+namespace g2m {
+
+namespace {
+struct EasyDeleter {
+  void operator()(CURL* c) const { curl_easy_cleanup(c); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+TransportError classify(CURLcode code) {
+  switch (code) {
+    case CURLE_OPERATION_TIMEDOUT: return TransportError::timeout;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: return TransportError::tls;
+    default: return TransportError::network;
+  }
+}
+
+std::string optional_header(CURL* easy, const char* name) {
+  curl_header* header = nullptr;
+  if (curl_easy_header(easy, name, 0, CURLH_HEADER, -1, &header) == CURLHE_OK && header) {
+    return header->value;
+  }
+  return {};
+}
+}  // namespace
+
+struct CurlHttp::Transfer {
+  RequestId id = 0;
+  std::unique_ptr<CURL, EasyDeleter> easy;
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  std::string request_body;
+  HttpResponse response;
+  std::size_t max_body = 0;
+  Callback callback;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+};
+
+CurlHttp::CurlHttp(CurlHttpOptions options, Logger& log)
+    : options_(std::move(options)), log_(log), multi_(curl_multi_init()), share_(curl_share_init()) {
+  if (!multi_ || !share_) throw std::runtime_error("cannot initialise libcurl");
+  // One thread uses the share handle, so it needs no lock callbacks.
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_multi_setopt(multi_.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  curl_multi_setopt(multi_.get(), CURLMOPT_MAX_HOST_CONNECTIONS, options_.max_host_connections);
+  curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, options_.max_host_connections * 4);
+  if (options_.extra_ca) {
+    std::ifstream in(*options_.extra_ca);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (!in) throw std::runtime_error("cannot read " + options_.extra_ca->string());
+    extra_ca_pem_ = text.str();
+  }
+}
+
+CurlHttp::~CurlHttp() {
+  for (auto& [id, transfer] : transfers_) curl_multi_remove_handle(multi_.get(), transfer->easy.get());
+  transfers_.clear();
+}
+
+CURLcode CurlHttp::on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
+  // identity.ca is a trust anchor added to the system store, not a replacement for it.
+  const auto* self = static_cast<const CurlHttp*>(user);
+  X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
+  BIO* bio = BIO_new_mem_buf(self->extra_ca_pem_.data(), static_cast<int>(self->extra_ca_pem_.size()));
+  if (bio == nullptr) return CURLE_OUT_OF_MEMORY;
+  while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+    X509_STORE_add_cert(store, cert);  // a duplicate is harmless
+    X509_free(cert);
+  }
+  BIO_free(bio);
+  return CURLE_OK;
+}
+
+size_t CurlHttp::on_body(char* data, size_t size, size_t count, void* user) {
+  auto* transfer = static_cast<Transfer*>(user);
+  const size_t bytes = size * count;
+  auto& body = transfer->response.body;
+  if (body.size() + bytes > transfer->max_body) {
+    transfer->response.truncated = true;
+    return 0;  // aborts the transfer: a body this large is not a Microsoft answer
+  }
+  body.append(data, bytes);
+  return bytes;
+}
+
+Http::RequestId CurlHttp::send(HttpRequest request, Callback callback) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->id = next_id_++;
+  transfer->easy.reset(curl_easy_init());
+  transfer->callback = std::move(callback);
+  transfer->max_body = options_.max_body_bytes;
+  CURL* easy = transfer->easy.get();
+  const Millis timeout = request.timeout.value_or(options_.timeout);
+
+  curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(easy, CURLOPT_SHARE, share_.get());
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);  // never switched off
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);  // prefer multiplexing on a connection being set up
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "graph2mqtt");
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error_buffer);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &CurlHttp::on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
+  if (options_.proxy) curl_easy_setopt(easy, CURLOPT_PROXY, options_.proxy->c_str());
+  if (!extra_ca_pem_.empty()) {
+    curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &CurlHttp::on_ssl_ctx);
+    curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, this);
+  }
+
+  curl_slist* headers = curl_slist_append(nullptr, "Accept: application/json");
+  for (const auto& h : request.headers) headers = curl_slist_append(headers, h.c_str());
+  transfer->headers.reset(headers);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  if (request.method == "POST") {
+    transfer->request_body = std::move(request.body);
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->request_body.c_str());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(transfer->request_body.size()));
+  }
+
+  const RequestId id = transfer->id;
+  curl_multi_add_handle(multi_.get(), easy);
+  transfers_.emplace(id, std::move(transfer));
+  return id;
+}
+
+void CurlHttp::cancel(RequestId id) {
+  const auto it = transfers_.find(id);
+  if (it == transfers_.end()) return;
+  curl_multi_remove_handle(multi_.get(), it->second->easy.get());
+  transfers_.erase(it);
+}
+
+void CurlHttp::poll(Millis timeout) {
+  int running = 0;
+  curl_multi_perform(multi_.get(), &running);
+  finish_done_transfers();
+  curl_multi_poll(multi_.get(), nullptr, 0, static_cast<int>(timeout.count()), nullptr);
+  curl_multi_perform(multi_.get(), &running);
+  finish_done_transfers();
+}
+
+void CurlHttp::wake() { curl_multi_wakeup(multi_.get()); }
+
+void CurlHttp::finish_done_transfers() {
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_.get(), &left)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    CURL* easy = msg->easy_handle;
+    const CURLcode result = msg->data.result;
+    Transfer* owner = nullptr;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &owner);
+    const RequestId id = owner != nullptr ? owner->id : 0;
+    curl_multi_remove_handle(multi_.get(), easy);
+    auto node = transfers_.extract(id);
+    if (node.empty()) continue;
+    Transfer& transfer = *node.mapped();
+    HttpResponse& response = transfer.response;
+    if (result == CURLE_OK) {
+      curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
+      response.content_type = optional_header(easy, "Content-Type");
+      if (auto retry = optional_header(easy, "Retry-After"); !retry.empty()) {
+        response.retry_after = retry;
+      }
+    } else {
+      response.status = 0;
+      response.error = response.truncated ? TransportError::network : classify(result);
+      response.error_message = transfer.error_buffer[0] != '\0' ? transfer.error_buffer
+                                                                : curl_easy_strerror(result);
+      if (response.truncated) response.error_message = "response body too large";
+      response.body.clear();
+    }
+    auto callback = std::move(transfer.callback);
+    HttpResponse out = std::move(response);
+    node.mapped().reset();  // release the handle before the callback may send more
+    if (callback) callback(std::move(out));
+  }
+}
+
+std::string url_escape(const std::string& text) {
+  char* escaped = curl_easy_escape(nullptr, text.c_str(), static_cast<int>(text.size()));
+  if (escaped == nullptr) return {};
+  std::string out(escaped);
+  curl_free(escaped);
+  return out;
+}
+
+std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string out;
+  for (const auto& [name, value] : fields) {
+    if (!out.empty()) out += '&';
+    out += url_escape(name);
+    out += '=';
+    out += url_escape(value);
+  }
+  return out;
+}
+
+}  // namespace g2m

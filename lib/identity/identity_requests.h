@@ -1,0 +1,28 @@
+#pragma once
+
+#include <optional>
+
+#include "config/config.h"
+#include "http/http.h"
+#include "identity/oauth.h"
+#include "identity/token_set.h"
+
+namespace g2m {
+
+// The three requests of the device flow and of token refresh, for v2 and the legacy v1 endpoints
+// (CONTRACT §6): built in one place for the agent and for `graph2mqtt login`.
+HttpRequest device_code_request(const Config& config, const AccountConfig& account);
+HttpRequest device_token_request(const Config& config, const AccountConfig& account,
+                                 const Secret& device_code);
+HttpRequest refresh_request(const Config& config, const AccountConfig& account,
+                            const Secret& refresh_token);
+
+// Which configuration tokens belong to (stored tokens of another binding are ignored).
+TokenBinding token_binding(const Config& config, const AccountConfig& account);
+
+// A TokenSet from a token answer received at `now`. `previous` supplies what a refresh answer
+// may leave out (refresh token, scopes, user).
+TokenSet make_token_set(TokenResponse response, SystemTime now,
+                        const TokenSet* previous = nullptr);
+
+}  // namespace g2m

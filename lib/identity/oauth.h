@@ -1,0 +1,69 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/secret.h"
+#include "http/http.h"
+#include "identity/token_set.h"
+
+namespace g2m {
+
+// How a request to the identity platform failed, already classified (CONTRACT §6).
+struct AuthFailure {
+  enum class Kind {
+    oauth,      // the platform answered with an OAuth `error` (any HTTP status)
+    transient,  // network, timeout, TLS, 5xx, 429, temporarily_unavailable, 200 that is not JSON
+    terminal,   // a 4xx other than 429 whose body is not JSON, or an unusable answer
+  };
+  Kind kind = Kind::transient;
+  std::string error;        // OAuth `error`, or network_error/timeout/tls_error/invalid_response/http_<n>
+  std::string description;  // first line of error_description (with the AADSTS code) or our sentence
+  std::optional<int> aadsts;              // first of error_codes
+  std::optional<Seconds> retry_after;     // from a Retry-After header
+  std::optional<Seconds> interval;        // an `interval` carried by a slow_down answer
+  std::optional<long> http_status;
+};
+
+struct DeviceCode {
+  Secret device_code;
+  std::string user_code;
+  std::string verification_uri;
+  std::optional<std::string> verification_uri_complete;
+  std::string message;  // the platform's, or one built from code and URL
+  Seconds expires_in{900};
+  Seconds interval{5};  // RFC 8628 §3.2: absent means 5
+};
+
+struct TokenResponse {
+  Secret access_token;
+  Secret refresh_token;
+  Secret id_token;
+  Seconds expires_in{3600};
+  std::vector<std::string> scopes;
+};
+
+template <typename T>
+using AuthOutcome = std::variant<T, AuthFailure>;
+
+// Response classification and parsing: pure functions of the HTTP answer.
+AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response);
+AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response);
+// Classifies an answer that is not a success (shared by the two parsers and by refresh).
+AuthFailure classify_failure(const HttpResponse& response);
+
+// `name` and `preferred_username` (or `email`) from an id_token's claims; never verifies it
+// (the token came straight from the token endpoint over TLS) and never looks at access tokens.
+std::optional<User> user_from_id_token(const std::string& id_token);
+
+// The scopes the agent requests: the configured ones plus openid profile offline_access.
+std::vector<std::string> requested_scopes(const std::vector<std::string>& configured);
+std::string join_scopes(const std::vector<std::string>& scopes);
+
+// Conditional-access refusals of device-code sign-in get an operator-facing sentence.
+bool is_conditional_access_block(std::optional<int> aadsts);
+
+}  // namespace g2m

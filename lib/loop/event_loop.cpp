@@ -1,0 +1,102 @@
+#include "loop/event_loop.h"
+
+#include <algorithm>
+
+namespace g2m {
+
+EventLoop::EventLoop(const Clock& clock, Poller& poller)
+    : clock_(clock), poller_(poller), now_(clock.steady()) {}
+
+EventLoop::TimerId EventLoop::at(SteadyTime when, Task task) {
+  const TimerId id = next_id_++;
+  timers_.emplace(std::make_pair(when, id), std::move(task));
+  timers_by_id_.emplace(id, when);
+  return id;
+}
+
+void EventLoop::cancel(TimerId id) {
+  const auto it = timers_by_id_.find(id);
+  if (it == timers_by_id_.end()) return;
+  timers_.erase(std::make_pair(it->second, id));
+  timers_by_id_.erase(it);
+}
+
+void EventLoop::post(Task task) {
+  {
+    std::lock_guard lock(posted_mutex_);
+    posted_.push_back(std::move(task));
+  }
+  poller_.wake();
+}
+
+void EventLoop::stop() {
+  {
+    std::lock_guard lock(posted_mutex_);
+    stopping_ = true;
+  }
+  poller_.wake();
+}
+
+void EventLoop::run() {
+  for (;;) {
+    {
+      std::lock_guard lock(posted_mutex_);
+      if (stopping_) return;
+    }
+    run_once(Millis(60'000));
+  }
+}
+
+void EventLoop::run_once(Millis max_wait) {
+  now_ = clock_.steady();
+  Millis wait = max_wait;
+  {
+    std::lock_guard lock(posted_mutex_);
+    if (!posted_.empty() || stopping_) wait = Millis(0);
+  }
+  if (!timers_.empty()) {
+    const auto until = std::chrono::ceil<Millis>(timers_.begin()->first.first - now_);
+    wait = std::clamp(until, Millis(0), wait);
+  }
+  poller_.poll(wait);  // HTTP completions run inside, on this thread
+  now_ = clock_.steady();
+  run_posted();
+  run_due();
+}
+
+void EventLoop::run_posted() {
+  std::vector<Task> tasks;
+  {
+    std::lock_guard lock(posted_mutex_);
+    tasks.swap(posted_);
+  }
+  for (auto& task : tasks) task();
+}
+
+void EventLoop::run_due() {
+  // Only timers due at the start of this pass run now; timers they add for "now" run next turn,
+  // so a zero-delay timer chain cannot starve I/O. A timer cancelled by an earlier callback of
+  // the same pass is skipped: it has left timers_by_id_.
+  std::vector<std::pair<TimerId, Task>> batch;
+  while (!timers_.empty() && timers_.begin()->first.first <= now_) {
+    auto node = timers_.extract(timers_.begin());
+    batch.emplace_back(node.key().second, std::move(node.mapped()));
+  }
+  for (auto& [id, task] : batch) {
+    if (timers_by_id_.erase(id) == 0) continue;
+    task();
+  }
+}
+
+void Timer::start_at(SteadyTime when, EventLoop::Task task) {
+  cancel();
+  deadline_ = when;
+  id_ = loop_->at(when, std::move(task));
+}
+
+void Timer::cancel() {
+  if (id_ != 0) loop_->cancel(id_);
+  id_ = 0;
+}
+
+}  // namespace g2m
