@@ -128,7 +128,11 @@ class Validator {
       : diag_(diag), cfg_(cfg), base_dir_(std::move(base_dir)) {}
 
   void run(const YAML::Node& root) {
-    const auto top = MapView::open(diag_, Field{root, kRootLine, "(top level)"});
+    if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
+      diag_.error(kRootLine, "(top level)", "must be a map, not " + config_detail::describe(root));
+      return;
+    }
+    const auto top = MapView::open(diag_, Field{root, kRootLine, ""});
     if (!top) return;
     top->check_known(diag_, {"mqtt", "identity", "storage", "log", "homeassistant", "accounts"});
     identity(top->get("identity"));  // first: the provider decides what accounts may hold
