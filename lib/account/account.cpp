@@ -56,6 +56,11 @@ class Account::Resource {
     failures_ = 0;
     schedule(Millis(0));
   }
+  // Starts polling if it is not already scheduled or under way (after a refresh that followed
+  // a restart with an expired access token).
+  void resume() {
+    if (!timer_.active() && !in_flight_) start_now();
+  }
   void stop() {
     timer_.cancel();
     last_body_.reset();
@@ -186,6 +191,7 @@ void Account::start() {
   since_ = ctx_.loop.clock().system();
   const auto loaded = ctx_.store.load(config_.name, binding());
   using Kind = TokenStore::LoadResult::Kind;
+  ctx_.mqtt.set_retained(topic("auth/code"), "");
   if (loaded.kind == Kind::ok && loaded.tokens) {
     seen_token_file_ = ctx_.store.modified(config_.name);
     adopt_tokens(*loaded.tokens, /*announce=*/false);
@@ -198,7 +204,6 @@ void Account::start() {
   }
   seen_token_file_ = ctx_.store.modified(config_.name);
   // Nothing stale from an earlier run survives (CONTRACT §1 "Always").
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
   clear_graph_topics();
   publish_state();
   if (config_.sign_in == SignIn::auto_) start_sign_in(false);
@@ -277,7 +282,14 @@ std::string Account::state_json() const {
   });
 }
 
-void Account::publish_state() { ctx_.mqtt.set_retained(topic("auth/state"), state_json()); }
+void Account::publish_state() {
+  // While a code is out, auth/state carries the code's expiry too (CONTRACT §1 auth/code).
+  std::optional<SystemTime> expiry;
+  if (state_ == AuthState::pending && phase_ == Phase::polling && flow_) {
+    expiry = flow_->expires_at_system();
+  }
+  ctx_.mqtt.set_retained(topic("auth/state"), state_json(), expiry);
+}
 
 void Account::publish_code() {
   if (phase_ == Phase::polling && flow_) {
@@ -502,9 +514,7 @@ void Account::adopt_tokens(TokenSet tokens, bool announce) {
   const auto now = ctx_.loop.clock().system();
   if (tokens_->expires_at <= now + Seconds(30)) {
     // A restart with an expired access token refreshes at once, without any user action.
-    start_refresh([this](bool ok) {
-      if (ok) for (auto& r : resources_) r->start_now();
-    });
+    start_refresh(nullptr);  // resources start when it succeeds
   } else {
     schedule_refresh();
     for (auto& r : resources_) r->start_now();
@@ -579,6 +589,7 @@ void Account::on_refresh(HttpResponse response) {
     emit("token_refreshed", [&](json::Fields& f) { f.str("expires_at", format_utc(tokens_->expires_at)); });
     ctx_.log.info(config_.name, ": access token refreshed, expires at ", format_utc(tokens_->expires_at));
     schedule_refresh();
+    for (auto& r : resources_) r->resume();
     finish_refresh(true);
     return;
   }
@@ -710,7 +721,13 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
       if (ok) {
         reply(CommandResult::success(state_json()));
       } else if (tokens_) {
-        reply(CommandResult::failure("the refresh failed; the agent keeps retrying", 5));
+        const long long retry =
+            refresh_timer_.active()
+                ? seconds_ceil(std::chrono::duration_cast<Millis>(refresh_timer_.deadline() -
+                                                                  ctx_.loop.clock().steady()))
+                : 5;
+        reply(CommandResult::failure(
+            "the refresh failed; the agent retries in " + std::to_string(retry) + " s", retry));
       } else {
         reply(CommandResult::failure("the refresh was refused; the account is signed out"));
       }
@@ -735,8 +752,8 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
                                  left->count()));
     return;
   }
-  if (auto wait = graph_rate_limited()) {
-    reply(CommandResult::failure("at most one Graph request per second per account", *wait));
+  if (auto wait = graph_rate_limited(last_refresh_command_)) {
+    reply(CommandResult::failure("at most one resource refresh per second per account", *wait));
     return;
   }
   target->fetch([reply, name = *resource](const GraphResult& result) {
@@ -751,10 +768,12 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
   });
 }
 
-std::optional<long long> Account::graph_rate_limited() {
+std::optional<long long> Account::graph_rate_limited(std::optional<SteadyTime>& last) {
+  // CONTRACT §2: at most one Graph request per second per command kind, counted from the
+  // receipt of requests that reached Graph.
   const auto now = ctx_.loop.now();
-  if (last_graph_command_ && now - *last_graph_command_ < Seconds(1)) return 1;
-  last_graph_command_ = now;
+  if (last && now - *last < Seconds(1)) return 1;
+  last = now;
   return std::nullopt;
 }
 
@@ -774,8 +793,8 @@ void Account::graph_get(const std::string& path, Reply reply) {
     reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
     return;
   }
-  if (auto wait = graph_rate_limited()) {
-    reply(CommandResult::failure("at most one Graph request per second per account", *wait));
+  if (auto wait = graph_rate_limited(last_graph_command_)) {
+    reply(CommandResult::failure("at most one `graph` request per second per account", *wait));
     return;
   }
   graph_fetch(ctx_.http, graph_base(), path, 1, graph_auth(), [reply](GraphResult result) {

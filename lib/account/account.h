@@ -117,7 +117,7 @@ class Account {
   std::string topic(const std::string& leaf) const;
   std::string graph_base() const;
   GraphAuth graph_auth();
-  std::optional<long long> graph_rate_limited();
+  std::optional<long long> graph_rate_limited(std::optional<SteadyTime>& last);
 
   TokenBinding binding() const;
 
@@ -158,6 +158,7 @@ class Account {
   // graph
   std::vector<std::unique_ptr<Resource>> resources_;
   std::optional<SteadyTime> last_graph_command_;
+  std::optional<SteadyTime> last_refresh_command_;
 };
 
 }  // namespace g2m
