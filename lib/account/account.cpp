@@ -7,15 +7,19 @@
 #include "graph/graph_fetch.h"
 #include "graph/path_template.h"
 #include "identity/identity_requests.h"
+#include "identity/refresh_schedule.h"
 #include "mqtt/request.h"
 
 namespace g2m {
 
 const char* to_string(AuthState s) {
   switch (s) {
-    case AuthState::signed_out: return "signed_out";
-    case AuthState::pending: return "pending";
-    case AuthState::signed_in: return "signed_in";
+    case AuthState::signed_out:
+      return "signed_out";
+    case AuthState::pending:
+      return "pending";
+    case AuthState::signed_in:
+      return "signed_in";
   }
   return "?";
 }
@@ -29,15 +33,13 @@ long long seconds_ceil(Millis d) {
 }
 
 bool rejects_refresh_token(const std::string& error) {
-  return error == "invalid_grant" || error == "interaction_required" ||
-         error == "consent_required";
+  return error == "invalid_grant" || error == "interaction_required" || error == "consent_required";
 }
 
 std::string user_json(const std::optional<User>& user) {
   if (!user) return "null";
-  return json::object([&](json::Fields& f) {
-    f.str("name", user->name).str("username", user->username);
-  });
+  return json::object(
+      [&](json::Fields& f) { f.str("name", user->name).str("username", user->username); });
 }
 }  // namespace
 
@@ -81,8 +83,8 @@ class Account::Resource {
     in_flight_ = true;
     const std::uint64_t epoch = epoch_;
     const std::string path = expand_path_template(config_.path, owner_.ctx_.loop.clock().system());
-    graph_fetch(owner_.ctx_.http, owner_.graph_base(), path, config_.max_pages,
-                owner_.graph_auth(), [this, epoch, reply](GraphResult result) {
+    graph_fetch(owner_.ctx_.http, owner_.graph_base(), path, config_.max_pages, owner_.graph_auth(),
+                [this, epoch, reply](GraphResult result) {
                   if (epoch != epoch_) return;  // tokens were lost meanwhile: drop it
                   in_flight_ = false;
                   on_result(result, reply != nullptr);
@@ -154,7 +156,8 @@ Account::Account(const AccountConfig& config, AccountContext context)
       expiry_timer_(ctx_.loop),
       refresh_timer_(ctx_.loop),
       persist_retry_timer_(ctx_.loop) {
-  for (const auto& r : config_.resources) resources_.push_back(std::make_unique<Resource>(*this, r));
+  for (const auto& r : config_.resources)
+    resources_.push_back(std::make_unique<Resource>(*this, r));
 }
 
 Account::~Account() = default;
@@ -178,7 +181,9 @@ GraphAuth Account::graph_auth() {
   return auth;
 }
 
-TokenBinding Account::binding() const { return token_binding(ctx_.config, config_); }
+TokenBinding Account::binding() const {
+  return token_binding(ctx_.config, config_);
+}
 
 bool Account::has_resource(const std::string& name) const {
   return std::any_of(resources_.begin(), resources_.end(),
@@ -240,8 +245,8 @@ void Account::emit(const std::string& event, const std::function<void(json::Fiel
 void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> retry_in) {
   emit("auth_error", [&](json::Fields& f) {
     f.str("error", failure.error).str("description", failure.description);
-    f.opt_num("retry_in", retry_in ? std::optional<long long>(seconds_ceil(*retry_in))
-                                   : std::nullopt);
+    f.opt_num("retry_in",
+              retry_in ? std::optional<long long>(seconds_ceil(*retry_in)) : std::nullopt);
   });
   if (retry_in) {
     ctx_.log.warn(config_.name, ": ", failure.error, ": ", failure.description, "; retrying in ",
@@ -276,8 +281,10 @@ std::string Account::state_json() const {
       f.null("expires_at");
     }
     f.strings("scopes", tokens_ ? tokens_->scopes : std::vector<std::string>{});
-    if (state_ == AuthState::signed_out) f.opt_str("reason", reason_);
-    else f.null("reason");
+    if (state_ == AuthState::signed_out)
+      f.opt_str("reason", reason_);
+    else
+      f.null("reason");
     f.raw("code", code_json());
   });
 }
@@ -327,11 +334,10 @@ void Account::login(bool force, Reply reply) {
   }
   const auto now = ctx_.loop.now();
   if (last_user_login_ && now - *last_user_login_ < kLoginRateWindow) {
-    const auto wait = seconds_ceil(std::chrono::duration_cast<Millis>(
-        kLoginRateWindow - (now - *last_user_login_)));
-    reply(CommandResult::failure("a sign-in was started less than 10 s ago; wait " +
-                                     std::to_string(wait) + " s",
-                                 wait));
+    const auto wait = seconds_ceil(
+        std::chrono::duration_cast<Millis>(kLoginRateWindow - (now - *last_user_login_)));
+    reply(CommandResult::failure(
+        "a sign-in was started less than 10 s ago; wait " + std::to_string(wait) + " s", wait));
     return;
   }
   last_user_login_ = now;
@@ -373,8 +379,8 @@ void Account::on_device_code(HttpResponse response) {
       return;
     }
     emit_auth_error(*failure, std::nullopt);
-    reply_waiters(CommandResult::failure("sign-in failed: " + failure->error + ": " +
-                                         failure->description));
+    reply_waiters(
+        CommandResult::failure("sign-in failed: " + failure->error + ": " + failure->description));
     end_sign_in("error");
     return;
   }
@@ -386,7 +392,8 @@ void Account::on_device_code(HttpResponse response) {
   publish_code();
   set_state(AuthState::pending, std::nullopt);
   emit("code_issued", [&](json::Fields& f) {
-    f.str("user_code", flow_->code().user_code).str("verification_uri", flow_->code().verification_uri);
+    f.str("user_code", flow_->code().user_code)
+        .str("verification_uri", flow_->code().verification_uri);
     if (flow_->code().verification_uri_complete) {
       f.str("verification_uri_complete", *flow_->code().verification_uri_complete);
     }
@@ -416,13 +423,14 @@ void Account::send_poll() {
 
 void Account::on_poll(HttpResponse response) {
   if (!flow_) return;
-  const auto decision = flow_->on_poll_result(parse_token_response(response), ctx_.loop.clock().steady());
+  const auto decision =
+      flow_->on_poll_result(parse_token_response(response), ctx_.loop.clock().steady());
   using Kind = DeviceFlow::Decision::Kind;
   switch (decision.kind) {
     case Kind::poll_again:
       if (decision.failure) {
-        emit_auth_error(*decision.failure,
-                        std::chrono::duration_cast<Millis>(decision.next_poll_at - ctx_.loop.clock().steady()));
+        emit_auth_error(*decision.failure, std::chrono::duration_cast<Millis>(
+                                               decision.next_poll_at - ctx_.loop.clock().steady()));
       }
       if (decision.interval_changed) {
         ctx_.log.info(config_.name, ": slow_down: polling every ", flow_->interval().count(), " s");
@@ -431,9 +439,15 @@ void Account::on_poll(HttpResponse response) {
       }
       if (decision.next_poll_at < flow_->expires_at()) schedule_poll();
       return;
-    case Kind::approved: on_approved(*decision.tokens); return;
-    case Kind::declined: end_sign_in("declined"); return;
-    case Kind::expired: end_sign_in("code_expired", config_.renew_code); return;
+    case Kind::approved:
+      on_approved(*decision.tokens);
+      return;
+    case Kind::declined:
+      end_sign_in("declined");
+      return;
+    case Kind::expired:
+      end_sign_in("code_expired", config_.renew_code);
+      return;
     case Kind::failed:
       emit_auth_error(*decision.failure, std::nullopt);
       end_sign_in("error");
@@ -507,7 +521,8 @@ void Account::adopt_tokens(TokenSet tokens, bool announce) {
       f.raw("user", user_json(tokens_->user));
       f.strings("scopes", tokens_->scopes);
     });
-    ctx_.log.info(config_.name, ": signed in", tokens_->user ? " as " + tokens_->user->username : "");
+    ctx_.log.info(config_.name, ": signed in",
+                  tokens_->user ? " as " + tokens_->user->username : "");
   } else if (!was_signed_in) {
     ctx_.log.info(config_.name, ": signed in with stored tokens");
   }
@@ -544,17 +559,10 @@ bool Account::persist_tokens() {
 
 void Account::schedule_refresh() {
   if (!tokens_) return;
-  // 5 minutes before expiry (half the lifetime when that is under 10 minutes), minus a spread
-  // that gives each account of the gateway its own second, so 1,000 accounts whose tokens
-  // expire together never refresh together.
-  const auto lifetime = std::chrono::duration_cast<Seconds>(tokens_->expires_at - tokens_->obtained_at);
-  const Seconds lead = lifetime < Seconds(600) ? lifetime / 2 : Seconds(300);
-  const auto window = std::max<long long>(1, std::min<long long>(
-      std::max<long long>(60, static_cast<long long>(ctx_.account_count)), (lifetime / 4).count()));
-  const Seconds spread((static_cast<long long>(ctx_.index) + static_cast<long long>(ctx_.seed % 997)) % window);
-  const SystemTime when = tokens_->expires_at - lead - spread;
-  const auto delay = std::max<Millis>(Millis(0), std::chrono::duration_cast<Millis>(
-                                                     when - ctx_.loop.clock().system()));
+  const SystemTime when = refresh_time(tokens_->obtained_at, tokens_->expires_at, ctx_.index,
+                                       ctx_.account_count, ctx_.refresh_offset);
+  const auto delay = std::max<Millis>(
+      Millis(0), std::chrono::duration_cast<Millis>(when - ctx_.loop.clock().system()));
   refresh_timer_.start_after(delay, [this] { start_refresh(nullptr); });
 }
 
@@ -586,8 +594,10 @@ void Account::on_refresh(HttpResponse response) {
     tokens_ = std::move(next);
     persist_tokens();  // the rotated refresh token is on disk before the access token is used
     publish_state();
-    emit("token_refreshed", [&](json::Fields& f) { f.str("expires_at", format_utc(tokens_->expires_at)); });
-    ctx_.log.info(config_.name, ": access token refreshed, expires at ", format_utc(tokens_->expires_at));
+    emit("token_refreshed",
+         [&](json::Fields& f) { f.str("expires_at", format_utc(tokens_->expires_at)); });
+    ctx_.log.info(config_.name, ": access token refreshed, expires at ",
+                  format_utc(tokens_->expires_at));
     schedule_refresh();
     for (auto& r : resources_) r->resume();
     finish_refresh(true);
@@ -694,8 +704,10 @@ void Account::logout(Reply reply) {
   emit("signed_out", [](json::Fields& f) { f.str("reason", "logout"); });
   ctx_.log.info(config_.name, ": logged out");
   if (!removed.ok) {
-    reply(CommandResult::failure("the tokens were dropped from memory, but the token file could "
-                                 "not be deleted: " + removed.message));
+    reply(
+        CommandResult::failure("the tokens were dropped from memory, but the token file could "
+                               "not be deleted: " +
+                               removed.message));
     return;
   }
   reply(CommandResult::success(state_json()));
@@ -721,11 +733,10 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
       if (ok) {
         reply(CommandResult::success(state_json()));
       } else if (tokens_) {
-        const long long retry =
-            refresh_timer_.active()
-                ? seconds_ceil(std::chrono::duration_cast<Millis>(refresh_timer_.deadline() -
-                                                                  ctx_.loop.clock().steady()))
-                : 5;
+        const long long retry = refresh_timer_.active()
+                                    ? seconds_ceil(std::chrono::duration_cast<Millis>(
+                                          refresh_timer_.deadline() - ctx_.loop.clock().steady()))
+                                    : 5;
         reply(CommandResult::failure(
             "the refresh failed; the agent retries in " + std::to_string(retry) + " s", retry));
       } else {
@@ -739,7 +750,8 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
     if (r->name() == *resource) target = r.get();
   }
   if (target == nullptr) {
-    reply(CommandResult::failure("account `" + config_.name + "` has no resource `" + *resource + "`"));
+    reply(CommandResult::failure("account `" + config_.name + "` has no resource `" + *resource +
+                                 "`"));
     return;
   }
   if (!tokens_) {
@@ -747,9 +759,9 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
     return;
   }
   if (auto left = target->retry_after_left()) {
-    reply(CommandResult::failure("Graph asked to wait (Retry-After) before fetching `" + *resource +
-                                     "` again",
-                                 left->count()));
+    reply(CommandResult::failure(
+        "Graph asked to wait (Retry-After) before fetching `" + *resource + "` again",
+        left->count()));
     return;
   }
   if (auto wait = graph_rate_limited(last_refresh_command_)) {
@@ -762,9 +774,8 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
                                    result.message));
       return;
     }
-    reply(CommandResult::success(json::object([&](json::Fields& f) {
-      f.str("resource", name).num("status", *result.status);
-    })));
+    reply(CommandResult::success(json::object(
+        [&](json::Fields& f) { f.str("resource", name).num("status", *result.status); })));
   });
 }
 
@@ -799,7 +810,8 @@ void Account::graph_get(const std::string& path, Reply reply) {
   }
   graph_fetch(ctx_.http, graph_base(), path, 1, graph_auth(), [reply](GraphResult result) {
     if (!result.status) {
-      reply(CommandResult::failure("the Graph request failed: " + result.code + ": " + result.message));
+      reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +
+                                   result.message));
       return;
     }
     const std::string body = result.body_is_json ? result.body : "null";

@@ -9,13 +9,13 @@
 #include "common/backoff.h"
 #include "common/logger.h"
 #include "config/config.h"
+#include "graph/graph_fetch.h"
 #include "http/http.h"
 #include "identity/device_flow.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
 #include "json/json.h"
 #include "loop/event_loop.h"
-#include "graph/graph_fetch.h"
 #include "mqtt/mqtt_session.h"
 
 namespace g2m {
@@ -46,9 +46,10 @@ struct AccountContext {
   Logger& log;
   const Config& config;
   std::string base_topic;
-  std::size_t index = 0;         // position in the config: spreads refreshes of many accounts
+  std::size_t index = 0;  // position in the config: spreads refreshes of many accounts
   std::size_t account_count = 1;
-  std::uint64_t seed = 0;        // jitter
+  std::uint64_t seed = 0;            // jitter
+  std::uint64_t refresh_offset = 0;  // the same for every account: shifts the refresh slots
 };
 
 // One configured account: its sign-in, its tokens and its Graph resources. Lives on the loop

@@ -19,8 +19,8 @@ bool known_action(const std::string& action) {
 }
 }  // namespace
 
-Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt,
-             TokenStore& store, Logger& log)
+Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,
+             Logger& log)
     : config_(config),
       loop_(loop),
       log_(log),
@@ -32,8 +32,10 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
   const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) ^ random();
   std::size_t index = 0;
   for (const auto& account : config_.accounts) {
-    AccountContext ctx{loop, http, session_, store, log, config_, base_, index,
-                       config_.accounts.size(), seed + index};
+    AccountContext ctx{loop,         http,       session_,
+                       store,        log,        config_,
+                       base_,        index,      config_.accounts.size(),
+                       seed + index, seed % 3600};
     accounts_.push_back(std::make_unique<Account>(account, ctx));
     ++index;
   }
@@ -111,7 +113,8 @@ void Agent::on_message(MqttMessage message) {
     // A refused response topic gets no reply of its own; other errors go there too.
     const bool topic_refused = error->message.rfind("the response topic", 0) == 0;
     send_reply(action, topic_refused ? std::nullopt : message.response_topic,
-               message.correlation_data, error_reply(error->message, std::nullopt, error->transaction));
+               message.correlation_data,
+               error_reply(error->message, std::nullopt, error->transaction));
     return;
   }
   dispatch(std::move(std::get<Request>(parsed)));
@@ -128,8 +131,9 @@ void Agent::dispatch(Request request) {
     send_reply(action, response_topic, correlation, payload);
   };
   if (!known_action(action)) {
-    reply(CommandResult::failure("unknown action `" + action +
-                                 "`; the actions are login, logout, cancel, refresh, status, graph"));
+    reply(
+        CommandResult::failure("unknown action `" + action +
+                               "`; the actions are login, logout, cancel, refresh, status, graph"));
     return;
   }
   const auto& body = request.body;

@@ -24,8 +24,13 @@ class TerminalSignIn {
  public:
   TerminalSignIn(const Config& config, const AccountConfig& account, EventLoop& loop, Http& http,
                  TokenStore& store)
-      : config_(config), account_(account), loop_(loop), http_(http), store_(store),
-        timer_(loop), jitter_(std::random_device{}()) {}
+      : config_(config),
+        account_(account),
+        loop_(loop),
+        http_(http),
+        store_(store),
+        timer_(loop),
+        jitter_(std::random_device{}()) {}
 
   void start() { request_code(); }
   void interrupt() { finish(1, "interrupted; nothing was stored"); }
@@ -67,8 +72,8 @@ class TerminalSignIn {
       finish(1, "Sign-in failed: " + f->error + ": " + f->description);
       return;
     }
-    flow_.emplace(std::move(std::get<DeviceCode>(outcome)), requested_at_,
-                  loop_.clock().steady(), requested_at_system_, jitter_.next() * 1e18);
+    flow_.emplace(std::move(std::get<DeviceCode>(outcome)), requested_at_, loop_.clock().steady(),
+                  requested_at_system_, jitter_.next() * 1e18);
     std::cout << flow_->code().message << std::endl;
     schedule_poll();
   }
@@ -98,12 +103,17 @@ class TerminalSignIn {
         }
         schedule_poll();
         return;
-      case Kind::declined: finish(1, "The sign-in was declined."); return;
-      case Kind::expired: finish(1, "The code expired unused."); return;
+      case Kind::declined:
+        finish(1, "The sign-in was declined.");
+        return;
+      case Kind::expired:
+        finish(1, "The code expired unused.");
+        return;
       case Kind::failed:
         finish(1, "Sign-in failed: " + d.failure->error + ": " + d.failure->description);
         return;
-      case Kind::approved: break;
+      case Kind::approved:
+        break;
     }
     TokenSet tokens = make_token_set(std::move(*d.tokens), loop_.clock().system());
     const auto saved = store_.save(account_.name, token_binding(config_, account_), tokens);
@@ -111,8 +121,8 @@ class TerminalSignIn {
       finish(1, "Signed in, but the tokens could not be stored: " + saved.message);
       return;
     }
-    std::string who = tokens.user ? " as " + tokens.user->name + " (" + tokens.user->username + ")"
-                                  : "";
+    std::string who =
+        tokens.user ? " as " + tokens.user->name + " (" + tokens.user->username + ")" : "";
     finish(0, "Signed in" + who + "; the tokens are stored in " +
                   store_.file_for(account_.name).string());
   }

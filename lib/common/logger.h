@@ -33,13 +33,21 @@ class Logger {
     write(level, os.str());
   }
   template <typename... Args>
-  void error(Args&&... args) { log(LogLevel::error, std::forward<Args>(args)...); }
+  void error(Args&&... args) {
+    log(LogLevel::error, std::forward<Args>(args)...);
+  }
   template <typename... Args>
-  void warn(Args&&... args) { log(LogLevel::warn, std::forward<Args>(args)...); }
+  void warn(Args&&... args) {
+    log(LogLevel::warn, std::forward<Args>(args)...);
+  }
   template <typename... Args>
-  void info(Args&&... args) { log(LogLevel::info, std::forward<Args>(args)...); }
+  void info(Args&&... args) {
+    log(LogLevel::info, std::forward<Args>(args)...);
+  }
   template <typename... Args>
-  void debug(Args&&... args) { log(LogLevel::debug, std::forward<Args>(args)...); }
+  void debug(Args&&... args) {
+    log(LogLevel::debug, std::forward<Args>(args)...);
+  }
 
   static Sink stderr_sink();
 

@@ -24,8 +24,8 @@ std::optional<Seconds> retry_after_of(const HttpResponse& r) {
   const auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), secs);
   if (ec == std::errc() && ptr == h.data() + h.size()) return Seconds(std::max(0LL, secs));
   if (auto when = parse_http_date(h)) {
-    return std::max(Seconds(0), std::chrono::duration_cast<Seconds>(
-                                    *when - std::chrono::system_clock::now()));
+    return std::max(Seconds(0),
+                    std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now()));
   }
   return std::nullopt;
 }
@@ -42,7 +42,11 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
   std::optional<rapidjson::Document> merged;
 
   Fetch(Http& h, std::string b, int m, GraphAuth a, std::function<void(GraphResult)> d)
-      : http(h), base(std::move(b)), origin(url_origin(base)), max_pages(m), auth(std::move(a)),
+      : http(h),
+        base(std::move(b)),
+        origin(url_origin(base)),
+        max_pages(m),
+        auth(std::move(a)),
         done(std::move(d)) {}
 
   void finish(GraphResult result) {
@@ -63,9 +67,8 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     request.url = url;
     request.headers.push_back("Authorization: Bearer " + *bearer);
     auto self = shared_from_this();
-    http.send(std::move(request), [self, url](HttpResponse response) {
-      self->on_response(url, std::move(response));
-    });
+    http.send(std::move(request),
+              [self, url](HttpResponse response) { self->on_response(url, std::move(response)); });
   }
 
   void on_response(const std::string& url, HttpResponse response) {

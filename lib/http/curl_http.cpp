@@ -21,7 +21,8 @@ struct SlistDeleter {
 
 TransportError classify(CURLcode code) {
   switch (code) {
-    case CURLE_OPERATION_TIMEDOUT: return TransportError::timeout;
+    case CURLE_OPERATION_TIMEDOUT:
+      return TransportError::timeout;
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -29,8 +30,10 @@ TransportError classify(CURLcode code) {
     case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_ISSUER_ERROR:
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS: return TransportError::tls;
-    default: return TransportError::network;
+    case CURLE_SSL_INVALIDCERTSTATUS:
+      return TransportError::tls;
+    default:
+      return TransportError::network;
   }
 }
 
@@ -55,7 +58,10 @@ struct CurlHttp::Transfer {
 };
 
 CurlHttp::CurlHttp(CurlHttpOptions options, Logger& log)
-    : options_(std::move(options)), log_(log), multi_(curl_multi_init()), share_(curl_share_init()) {
+    : options_(std::move(options)),
+      log_(log),
+      multi_(curl_multi_init()),
+      share_(curl_share_init()) {
   if (!multi_ || !share_) throw std::runtime_error("cannot initialise libcurl");
   // One thread uses the share handle, so it needs no lock callbacks.
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -73,7 +79,8 @@ CurlHttp::CurlHttp(CurlHttpOptions options, Logger& log)
 }
 
 CurlHttp::~CurlHttp() {
-  for (auto& [id, transfer] : transfers_) curl_multi_remove_handle(multi_.get(), transfer->easy.get());
+  for (auto& [id, transfer] : transfers_)
+    curl_multi_remove_handle(multi_.get(), transfer->easy.get());
   transfers_.clear();
 }
 
@@ -81,7 +88,8 @@ CURLcode CurlHttp::on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
   // identity.ca is a trust anchor added to the system store, not a replacement for it.
   const auto* self = static_cast<const CurlHttp*>(user);
   X509_STORE* store = SSL_CTX_get_cert_store(static_cast<SSL_CTX*>(ssl_ctx));
-  BIO* bio = BIO_new_mem_buf(self->extra_ca_pem_.data(), static_cast<int>(self->extra_ca_pem_.size()));
+  BIO* bio =
+      BIO_new_mem_buf(self->extra_ca_pem_.data(), static_cast<int>(self->extra_ca_pem_.size()));
   if (bio == nullptr) return CURLE_OUT_OF_MEMORY;
   while (X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
     X509_STORE_add_cert(store, cert);  // a duplicate is harmless
@@ -166,7 +174,9 @@ void CurlHttp::poll(Millis timeout) {
   finish_done_transfers();
 }
 
-void CurlHttp::wake() { curl_multi_wakeup(multi_.get()); }
+void CurlHttp::wake() {
+  curl_multi_wakeup(multi_.get());
+}
 
 void CurlHttp::finish_done_transfers() {
   int left = 0;
@@ -191,8 +201,8 @@ void CurlHttp::finish_done_transfers() {
     } else {
       response.status = 0;
       response.error = response.truncated ? TransportError::network : classify(result);
-      response.error_message = transfer.error_buffer[0] != '\0' ? transfer.error_buffer
-                                                                : curl_easy_strerror(result);
+      response.error_message =
+          transfer.error_buffer[0] != '\0' ? transfer.error_buffer : curl_easy_strerror(result);
       if (response.truncated) response.error_message = "response body too large";
       response.body.clear();
     }

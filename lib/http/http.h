@@ -16,8 +16,8 @@ struct HttpRequest {
   std::string method = "GET";  // GET or POST
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
-  std::string body;                  // POST: form-encoded unless a Content-Type header says otherwise
-  std::optional<Millis> timeout;     // whole request; default: the client's
+  std::string body;               // POST: form-encoded unless a Content-Type header says otherwise
+  std::optional<Millis> timeout;  // whole request; default: the client's
 };
 
 // A failed transfer is a value: status 0 and a transport error. HTTP 4xx/5xx is a status.

@@ -5,7 +5,9 @@ namespace g2m {
 namespace {
 constexpr const char* kDeviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code";
 
-bool v1(const Config& config) { return config.identity.protocol == Protocol::v1; }
+bool v1(const Config& config) {
+  return config.identity.protocol == Protocol::v1;
+}
 
 std::string endpoint(const Config& config, const AccountConfig& account, const char* v2_leaf,
                      const char* v1_leaf) {
@@ -48,8 +50,10 @@ HttpRequest refresh_request(const Config& config, const AccountConfig& account,
       {"grant_type", "refresh_token"},
       {"client_id", account.client_id},
       {"refresh_token", refresh_token.reveal()}};
-  if (v1(config)) form.emplace_back("resource", account.resource.value_or(""));
-  else form.emplace_back("scope", join_scopes(requested_scopes(account.scopes)));
+  if (v1(config))
+    form.emplace_back("resource", account.resource.value_or(""));
+  else
+    form.emplace_back("scope", join_scopes(requested_scopes(account.scopes)));
   return post(endpoint(config, account, "v2.0/token", "token"), form_encode(form));
 }
 
@@ -64,8 +68,9 @@ TokenSet make_token_set(TokenResponse response, SystemTime now, const TokenSet* 
   t.expires_at = now + response.expires_in;
   t.access_token = std::move(response.access_token);
   // Microsoft rotates refresh tokens; a provider that does not keeps the old one valid.
-  t.refresh_token = (response.refresh_token.empty() && previous) ? previous->refresh_token
-                                                                 : std::move(response.refresh_token);
+  t.refresh_token = (response.refresh_token.empty() && previous)
+                        ? previous->refresh_token
+                        : std::move(response.refresh_token);
   t.scopes = (response.scopes.empty() && previous) ? previous->scopes : std::move(response.scopes);
   if (previous) t.user = previous->user;
   if (!response.id_token.empty()) {

@@ -22,7 +22,6 @@ TokenBinding token_binding(const Config& config, const AccountConfig& account);
 
 // A TokenSet from a token answer received at `now`. `previous` supplies what a refresh answer
 // may leave out (refresh token, scopes, user).
-TokenSet make_token_set(TokenResponse response, SystemTime now,
-                        const TokenSet* previous = nullptr);
+TokenSet make_token_set(TokenResponse response, SystemTime now, const TokenSet* previous = nullptr);
 
 }  // namespace g2m

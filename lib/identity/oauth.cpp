@@ -26,7 +26,8 @@ std::optional<Seconds> parse_retry_after(const std::optional<std::string>& heade
   const auto [ptr, ec] = std::from_chars(begin, end, secs);
   if (ec == std::errc() && ptr == end) return Seconds(std::max(0LL, secs));
   if (auto when = parse_http_date(*header)) {
-    const auto delta = std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now());
+    const auto delta =
+        std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now());
     return std::max(Seconds(0), delta);
   }
   return std::nullopt;
@@ -34,9 +35,12 @@ std::optional<Seconds> parse_retry_after(const std::optional<std::string>& heade
 
 const char* transport_error_name(TransportError e) {
   switch (e) {
-    case TransportError::timeout: return "timeout";
-    case TransportError::tls: return "tls_error";
-    default: return "network_error";
+    case TransportError::timeout:
+      return "timeout";
+    case TransportError::tls:
+      return "tls_error";
+    default:
+      return "network_error";
   }
 }
 
@@ -78,11 +82,12 @@ AuthFailure classify_failure(const HttpResponse& response) {
         f.interval = Seconds(*interval);
       }
       f.kind = (server_busy || f.error == "temporarily_unavailable") ? AuthFailure::Kind::transient
-                                                                      : AuthFailure::Kind::oauth;
+                                                                     : AuthFailure::Kind::oauth;
       if (is_conditional_access_block(f.aadsts)) {
-        f.description = "the tenant's Conditional Access policy blocks device-code sign-in for "
-                        "this app (ask an administrator to allow the device code flow): " +
-                        f.description;
+        f.description =
+            "the tenant's Conditional Access policy blocks device-code sign-in for "
+            "this app (ask an administrator to allow the device code flow): " +
+            f.description;
       }
       if (f.description.empty()) f.description = f.error;
       return f;
@@ -137,10 +142,10 @@ AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response)
   if (auto interval = json::get_lenient_int(*doc, "interval"); interval && *interval > 0) {
     code.interval = Seconds(*interval);
   }
-  code.message = json::get_string(*doc, "message")
-                     .value_or("To sign in, use a web browser to open the page " +
-                               code.verification_uri + " and enter the code " + code.user_code +
-                               " to authenticate.");
+  code.message =
+      json::get_string(*doc, "message")
+          .value_or("To sign in, use a web browser to open the page " + code.verification_uri +
+                    " and enter the code " + code.user_code + " to authenticate.");
   return code;
 }
 

@@ -20,11 +20,12 @@ struct AuthFailure {
     terminal,   // a 4xx other than 429 whose body is not JSON, or an unusable answer
   };
   Kind kind = Kind::transient;
-  std::string error;        // OAuth `error`, or network_error/timeout/tls_error/invalid_response/http_<n>
-  std::string description;  // first line of error_description (with the AADSTS code) or our sentence
-  std::optional<int> aadsts;              // first of error_codes
-  std::optional<Seconds> retry_after;     // from a Retry-After header
-  std::optional<Seconds> interval;        // an `interval` carried by a slow_down answer
+  std::string error;  // OAuth `error`, or network_error/timeout/tls_error/invalid_response/http_<n>
+  std::string
+      description;  // first line of error_description (with the AADSTS code) or our sentence
+  std::optional<int> aadsts;           // first of error_codes
+  std::optional<Seconds> retry_after;  // from a Retry-After header
+  std::optional<Seconds> interval;     // an `interval` carried by a slow_down answer
   std::optional<long> http_status;
 };
 

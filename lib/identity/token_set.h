@@ -18,9 +18,9 @@ struct User {
 // What a successful token response leaves us with, and what lives in a token file.
 struct TokenSet {
   Secret access_token;
-  Secret refresh_token;  // may be empty (no offline_access granted)
-  SystemTime expires_at{};  // access token expiry
-  SystemTime obtained_at{};  // when the token response arrived (for lifetime-based refresh)
+  Secret refresh_token;             // may be empty (no offline_access granted)
+  SystemTime expires_at{};          // access token expiry
+  SystemTime obtained_at{};         // when the token response arrived (for lifetime-based refresh)
   std::vector<std::string> scopes;  // granted (the response's `scope`)
   std::optional<User> user;
 };

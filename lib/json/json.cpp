@@ -62,6 +62,8 @@ std::string to_string(const rapidjson::Value& value) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-bool equal(const rapidjson::Value& a, const rapidjson::Value& b) { return a == b; }
+bool equal(const rapidjson::Value& a, const rapidjson::Value& b) {
+  return a == b;
+}
 
 }  // namespace g2m::json

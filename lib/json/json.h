@@ -37,8 +37,10 @@ inline void write_key(Writer& w, std::string_view s) {
   w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 inline void write_optional_string(Writer& w, const std::optional<std::string>& s) {
-  if (s) write_string(w, *s);
-  else w.Null();
+  if (s)
+    write_string(w, *s);
+  else
+    w.Null();
 }
 
 }  // namespace g2m::json
@@ -67,8 +69,10 @@ class Fields {
   }
   Fields& opt_num(std::string_view key, std::optional<long long> value) {
     write_key(w_, key);
-    if (value) w_.Int64(*value);
-    else w_.Null();
+    if (value)
+      w_.Int64(*value);
+    else
+      w_.Null();
     return *this;
   }
   Fields& boolean(std::string_view key, bool value) {

@@ -43,8 +43,10 @@ void MqttSession::on_connected() {
 
 void MqttSession::on_lost(const std::string& why) {
   if (stopping_) return;
-  if (connected_) log_.warn("mqtt: ", why, "; reconnecting");
-  else if (reconnect_attempt_ == 0 || log_.enabled(LogLevel::debug)) log_.error("mqtt: ", why);
+  if (connected_)
+    log_.warn("mqtt: ", why, "; reconnecting");
+  else if (reconnect_attempt_ == 0 || log_.enabled(LogLevel::debug))
+    log_.error("mqtt: ", why);
   connected_ = false;
   schedule_reconnect();
 }
@@ -62,8 +64,8 @@ bool MqttSession::publish_retained(const std::string& topic, const Retained& val
   m.payload = value.payload;
   m.retain = true;
   if (value.expires_at && !value.payload.empty()) {
-    const auto left = std::chrono::duration_cast<Seconds>(*value.expires_at -
-                                                          loop_.clock().system());
+    const auto left =
+        std::chrono::duration_cast<Seconds>(*value.expires_at - loop_.clock().system());
     m.expiry_seconds = static_cast<std::uint32_t>(std::max<long long>(1, left.count()));
   }
   return client_.publish(m);

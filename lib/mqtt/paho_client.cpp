@@ -31,8 +31,7 @@ class PahoMqttClient::ConnectListener final : public mqtt::iaction_listener {
   PahoMqttClient& owner_;
 };
 
-PahoMqttClient::PahoMqttClient(const MqttConfig& config, Logger& log)
-    : config_(config), log_(log) {
+PahoMqttClient::PahoMqttClient(const MqttConfig& config, Logger& log) : config_(config), log_(log) {
   // Paho 1.2.0: MQTT 5 must be chosen when the client is created AND when it connects.
   const int version = config_.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
   client_ = std::make_unique<mqtt::async_client>(server_uri(config_), config_.client_id,
@@ -45,8 +44,10 @@ PahoMqttClient::PahoMqttClient(const MqttConfig& config, Logger& log)
       .automatic_reconnect(false)  // the loop schedules reconnects with its own backoff
       .will(mqtt::message(will_topic, std::string(R"({"state":"offline"})"), 1, true));
   // After mqtt_version(): the setter resets the session flag of the other protocol version.
-  if (version == MQTTVERSION_5) builder.clean_start(true);
-  else builder.clean_session(true);
+  if (version == MQTTVERSION_5)
+    builder.clean_start(true);
+  else
+    builder.clean_session(true);
   if (config_.username) builder.user_name(*config_.username);
   if (config_.password) builder.password(config_.password->reveal());
   if (config_.tls) {
@@ -111,10 +112,11 @@ bool PahoMqttClient::publish(const OutgoingMessage& out) {
     if (config_.version == 5 && (out.expiry_seconds || out.correlation_data)) {
       mqtt::properties props;
       if (out.expiry_seconds) {
-        props.add({mqtt::property::MESSAGE_EXPIRY_INTERVAL,
-                   static_cast<int32_t>(*out.expiry_seconds)});
+        props.add(
+            {mqtt::property::MESSAGE_EXPIRY_INTERVAL, static_cast<int32_t>(*out.expiry_seconds)});
       }
-      if (out.correlation_data) props.add({mqtt::property::CORRELATION_DATA, *out.correlation_data});
+      if (out.correlation_data)
+        props.add({mqtt::property::CORRELATION_DATA, *out.correlation_data});
       builder.properties(props);
     }
     client_->publish(builder.finalize());

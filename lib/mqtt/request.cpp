@@ -106,7 +106,8 @@ std::string error_reply(const std::string& error, std::optional<long long> retry
 std::optional<std::string> check_graph_path(const std::string& path) {
   if (path.empty() || path.front() != '/') return "`path` must start with /";
   for (unsigned char c : path) {
-    if (c < 0x20 || c == 0x7f || c == ' ') return "`path` must not contain spaces or control characters";
+    if (c < 0x20 || c == 0x7f || c == ' ')
+      return "`path` must not contain spaces or control characters";
     if (c == '\\') return "`path` must not contain a backslash";
   }
   if (path.find("//") != std::string::npos) return "`path` must not contain //";
@@ -128,8 +129,8 @@ std::optional<std::string> check_graph_path(const std::string& path) {
   size_t start = 1;
   while (start <= decoded.size()) {
     const size_t end = decoded.find('/', start);
-    const std::string segment = decoded.substr(start, end == std::string::npos ? std::string::npos
-                                                                             : end - start);
+    const std::string segment =
+        decoded.substr(start, end == std::string::npos ? std::string::npos : end - start);
     if (segment == "." || segment == "..") return "`path` must not contain . or .. segments";
     if (end == std::string::npos) break;
     start = end + 1;

@@ -13,7 +13,7 @@ namespace g2m {
 // A bridge request, parsed and checked against CONTRACT §2 before any state is touched.
 struct Request {
   std::string action;
-  rapidjson::Document body;              // always an object ({} for an empty payload)
+  rapidjson::Document body;                // always an object ({} for an empty payload)
   std::optional<std::string> transaction;  // the JSON text to echo (a string or a number)
   std::optional<std::string> account;      // as sent; resolution against config happens later
   std::optional<std::string> response_topic;

@@ -15,8 +15,8 @@ inline constexpr const char* kClientId = "00000000-0000-0000-0000-000000000001";
 // One account `kitchen` with the profile and presence resources.
 inline std::string kitchen_account(const std::string& extra = "") {
   return std::string("kitchen:\n") + "  client_id: " + kClientId + "\n" +
-         "  scopes: [User.Read, Presence.Read]\n" + "  graph_allow: [/me]\n" +
-         "  resources:\n" + "    me: { path: \"/me?$select=displayName,mail\", every: 1h }\n" +
+         "  scopes: [User.Read, Presence.Read]\n" + "  graph_allow: [/me]\n" + "  resources:\n" +
+         "    me: { path: \"/me?$select=displayName,mail\", every: 1h }\n" +
          "    presence: { path: /me/presence, every: 30s }\n" + extra;
 }
 
@@ -48,8 +48,8 @@ struct Scenario {
   // Waits for the agent's retained bridge/state online (after a start or restart).
   Message wait_online(std::size_t since = 0) {
     return display.wait_for_json(
-        base + "/bridge/state", [](const rapidjson::Value& v) { return json_str(v, "state") == "online"; },
-        10s, since);
+        base + "/bridge/state",
+        [](const rapidjson::Value& v) { return json_str(v, "state") == "online"; }, 10s, since);
   }
 
   std::string topic(const std::string& account, const std::string& leaf) const {

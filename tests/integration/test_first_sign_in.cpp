@@ -147,15 +147,17 @@ TEST_CASE("sign-in: a shutdown during a pending sign-in clears the code and says
   CHECK(json_str(state, "reason") == "shutdown");
   CHECK(state["code"].IsNull());
   s.display.wait_for(
-      "graph2mqtt/kitchen/auth/code", [](const Message& m) { return m.payload.empty(); }, 5s, since);
+      "graph2mqtt/kitchen/auth/code", [](const Message& m) { return m.payload.empty(); }, 5s,
+      since);
   auto ev = s.wait_event("kitchen", "signed_out", since).json();
   CHECK(json_str(ev, "reason") == "shutdown");
-  s.display.wait_for("graph2mqtt/bridge/state",
-                     [](const Message& m) { return m.payload == R"({"state":"offline"})"; }, 5s,
-                     since);
+  s.display.wait_for(
+      "graph2mqtt/bridge/state",
+      [](const Message& m) { return m.payload == R"({"state":"offline"})"; }, 5s, since);
 }
 
-TEST_CASE("sign-in: a restart with stored tokens is signed in at once, with no device-code request") {
+TEST_CASE(
+    "sign-in: a restart with stored tokens is signed in at once, with no device-code request") {
   Scenario s;
   s.sign_in();
   CHECK(s.agent->stop() == 0);

@@ -17,7 +17,8 @@ class FakeClock final : public Clock {
 
  private:
   SteadyTime steady_{std::chrono::hours(1000)};
-  SystemTime system_{std::chrono::sys_days{std::chrono::year{2026} / 11 / 26} + std::chrono::hours(19)};
+  SystemTime system_{std::chrono::sys_days{std::chrono::year{2026} / 11 / 26} +
+                     std::chrono::hours(19)};
 };
 
 // A poller that never blocks: "waiting" moves the fake clock to the next timer instead.

@@ -18,7 +18,9 @@ HttpResponse transport(TransportError e) {
   r.error_message = "curl said no";
   return r;
 }
-AuthFailure failure_of(const AuthOutcome<DeviceCode>& o) { return std::get<AuthFailure>(o); }
+AuthFailure failure_of(const AuthOutcome<DeviceCode>& o) {
+  return std::get<AuthFailure>(o);
+}
 AuthFailure failure_of(const AuthOutcome<TokenResponse>& o) {
   return std::get<AuthFailure>(o);
 }
@@ -56,7 +58,8 @@ TEST_CASE("oauth: v1 answers with verification_url and numbers as strings are ac
 
 TEST_CASE("oauth: a missing interval means 5 seconds (RFC 8628 §3.2)") {
   auto o = parse_device_code_response(answer(
-      200, R"({"device_code":"DC","user_code":"U","verification_uri":"https://x","expires_in":600})"));
+      200,
+      R"({"device_code":"DC","user_code":"U","verification_uri":"https://x","expires_in":600})"));
   CHECK(std::get<DeviceCode>(o).interval == Seconds(5));
 }
 
@@ -83,7 +86,8 @@ TEST_CASE("oauth: conditional-access refusals tell the operator the tenant block
 }
 
 TEST_CASE("oauth: network, timeout and TLS failures are transient with their own names") {
-  CHECK(failure_of(parse_token_response(transport(TransportError::network))).error == "network_error");
+  CHECK(failure_of(parse_token_response(transport(TransportError::network))).error ==
+        "network_error");
   CHECK(failure_of(parse_token_response(transport(TransportError::timeout))).error == "timeout");
   const auto& tls = failure_of(parse_token_response(transport(TransportError::tls)));
   CHECK(tls.error == "tls_error");
@@ -95,7 +99,8 @@ TEST_CASE("oauth: 5xx and 429 are transient, with Retry-After") {
   CHECK(f.kind == AuthFailure::Kind::transient);
   CHECK(f.error == "http_429");
   CHECK(f.retry_after == Seconds(30));
-  CHECK(failure_of(parse_token_response(answer(503, "<html>"))).kind == AuthFailure::Kind::transient);
+  CHECK(failure_of(parse_token_response(answer(503, "<html>"))).kind ==
+        AuthFailure::Kind::transient);
   const auto& busy = failure_of(parse_token_response(
       answer(503, R"({"error":"temporarily_unavailable","error_description":"busy"})")));
   CHECK(busy.kind == AuthFailure::Kind::transient);
@@ -103,7 +108,8 @@ TEST_CASE("oauth: 5xx and 429 are transient, with Retry-After") {
 }
 
 TEST_CASE("oauth: temporarily_unavailable with HTTP 400 is transient") {
-  const auto& f = failure_of(parse_token_response(answer(400, R"({"error":"temporarily_unavailable"})")));
+  const auto& f =
+      failure_of(parse_token_response(answer(400, R"({"error":"temporarily_unavailable"})")));
   CHECK(f.kind == AuthFailure::Kind::transient);
 }
 
@@ -117,7 +123,8 @@ TEST_CASE("oauth: a 200 whose body is not JSON is transient; a 4xx without JSON 
 }
 
 TEST_CASE("oauth: a token answer is parsed, scopes split, numbers as strings accepted") {
-  auto o = parse_token_response(answer(200, R"({"token_type":"Bearer","scope":"User.Read profile openid",
+  auto o =
+      parse_token_response(answer(200, R"({"token_type":"Bearer","scope":"User.Read profile openid",
     "expires_in":"3599","access_token":"AT","refresh_token":"RT","id_token":"ID"})"));
   const auto& t = std::get<TokenResponse>(o);
   CHECK(t.access_token.reveal() == "AT");
@@ -128,12 +135,14 @@ TEST_CASE("oauth: a token answer is parsed, scopes split, numbers as strings acc
 }
 
 TEST_CASE("oauth: authorization_pending with HTTP 200 (GitHub) is not a success") {
-  const auto& f = failure_of(parse_token_response(answer(200, R"({"error":"authorization_pending"})")));
+  const auto& f =
+      failure_of(parse_token_response(answer(200, R"({"error":"authorization_pending"})")));
   CHECK(f.error == "authorization_pending");
 }
 
 TEST_CASE("oauth: slow_down carries the server's new interval") {
-  const auto& f = failure_of(parse_token_response(answer(400, R"({"error":"slow_down","interval":"15"})")));
+  const auto& f =
+      failure_of(parse_token_response(answer(400, R"({"error":"slow_down","interval":"15"})")));
   CHECK(f.interval == Seconds(15));
 }
 

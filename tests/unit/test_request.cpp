@@ -26,10 +26,11 @@ TEST_CASE("request: an empty payload counts as {}") {
 }
 
 TEST_CASE("request: transaction is echoed as sent, null counts as absent") {
-  CHECK(std::get<Request>(parse_request("g2m", msg("status", R"({"transaction":"a1"})"))).transaction ==
-        "\"a1\"");
-  CHECK(std::get<Request>(parse_request("g2m", msg("status", R"({"transaction":42})"))).transaction ==
-        "42");
+  CHECK(std::get<Request>(parse_request("g2m", msg("status", R"({"transaction":"a1"})")))
+            .transaction == "\"a1\"");
+  CHECK(
+      std::get<Request>(parse_request("g2m", msg("status", R"({"transaction":42})"))).transaction ==
+      "42");
   CHECK_FALSE(std::get<Request>(parse_request("g2m", msg("status", R"({"transaction":null})")))
                   .transaction.has_value());
   auto bad = std::get<RequestError>(parse_request("g2m", msg("status", R"({"transaction":[1]})")));
@@ -40,7 +41,8 @@ TEST_CASE("request: transaction is echoed as sent, null counts as absent") {
 TEST_CASE("request: malformed requests are refused with a sentence that says why") {
   CHECK(error_of(parse_request("g2m", msg("login", "{"))) == "the request is not valid JSON");
   CHECK(error_of(parse_request("g2m", msg("login", "[1]"))) == "the request must be a JSON object");
-  CHECK(error_of(parse_request("g2m", msg("login", "\"x\""))) == "the request must be a JSON object");
+  CHECK(error_of(parse_request("g2m", msg("login", "\"x\""))) ==
+        "the request must be a JSON object");
   CHECK(error_of(parse_request("g2m", msg("login", "{\"a\":\"\xff\"}"))) ==
         "the request is not valid UTF-8");
   CHECK(error_of(parse_request("g2m", msg("login", R"({"account":5})"))) ==
@@ -59,7 +61,8 @@ TEST_CASE("request: 65,536 bytes are allowed, one more is not") {
 }
 
 TEST_CASE("request: response topics with wildcards, $ or under B/ (but replies) are refused") {
-  for (const char* bad : {"a/+/b", "a/#", "$SYS/x", "g2m/kitchen/auth/state", "g2m/bridge/request/x"}) {
+  for (const char* bad :
+       {"a/+/b", "a/#", "$SYS/x", "g2m/kitchen/auth/state", "g2m/bridge/request/x"}) {
     CAPTURE(bad);
     CHECK(std::holds_alternative<RequestError>(parse_request("g2m", msg("status", "{}", bad))));
   }
