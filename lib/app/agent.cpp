@@ -4,6 +4,7 @@
 
 #include "common/time_format.h"
 #include "common/version.h"
+#include "homeassistant/discovery.h"
 #include "json/json.h"
 
 namespace g2m {
@@ -59,9 +60,16 @@ void Agent::start() {
                           f.strings("accounts", names);
                           f.str("started_at", format_utc(loop_.clock().system()));
                         }));
+  std::vector<std::string> filters = {base_ + "/bridge/request/#"};
+  if (config_.homeassistant_enabled) {
+    for (auto& [topic, payload] : discovery_messages(config_)) {
+      discovery_topics_.push_back(topic);
+      session_.set_retained(topic, std::move(payload));
+    }
+    filters.push_back(config_.homeassistant_prefix + "/status");
+  }
   for (auto& account : accounts_) account->start();
-  session_.start([this](MqttMessage m) { on_message(std::move(m)); },
-                 {base_ + "/bridge/request/#"});
+  session_.start([this](MqttMessage m) { on_message(std::move(m)); }, std::move(filters));
   watch_token_files();
 }
 
@@ -98,6 +106,14 @@ void Agent::send_reply(const std::string& action, const std::optional<std::strin
 }
 
 void Agent::on_message(MqttMessage message) {
+  if (config_.homeassistant_enabled && message.topic == config_.homeassistant_prefix + "/status") {
+    // Home Assistant's birth message: it may have lost its entities, so send them again.
+    if (message.payload == "online") {
+      log_.info("Home Assistant is online: re-publishing discovery");
+      for (const auto& topic : discovery_topics_) session_.republish(topic);
+    }
+    return;
+  }
   const std::string prefix = base_ + "/bridge/request/";
   if (message.topic.compare(0, prefix.size(), prefix) != 0) return;
   if (message.retained) {

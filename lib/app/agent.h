@@ -47,6 +47,7 @@ class Agent {
   std::vector<std::unique_ptr<Account>> accounts_;
   std::string base_;
   Timer token_file_timer_;
+  std::vector<std::string> discovery_topics_;
 };
 
 }  // namespace g2m

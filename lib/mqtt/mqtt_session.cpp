@@ -82,6 +82,11 @@ void MqttSession::set_retained(const std::string& topic, std::string payload,
   if (connected_) publish_retained(topic, it->second);
 }
 
+void MqttSession::republish(const std::string& topic) {
+  const auto it = retained_.find(topic);
+  if (it != retained_.end() && connected_) publish_retained(topic, it->second);
+}
+
 void MqttSession::send(OutgoingMessage message) {
   if (connected_ && queue_.empty() && client_.publish(message)) return;
   if (queue_.size() >= kMaxQueued) {

@@ -34,6 +34,8 @@ class MqttSession {
   // connected. `expires_at` adds the MQTT 5 message-expiry interval (the seconds left then).
   void set_retained(const std::string& topic, std::string payload,
                     std::optional<SystemTime> expires_at = std::nullopt);
+  // Publishes a retained topic's current value again (Home Assistant's birth message asks for it).
+  void republish(const std::string& topic);
   // A non-retained message (event or reply); queued while disconnected.
   void send(OutgoingMessage message);
 

@@ -27,6 +27,7 @@ struct ScenarioOptions {
   std::string base_topic = "graph2mqtt";
   std::string mqtt_extra{};
   std::string identity_extra{};
+  std::string extra{};  // more top-level config sections, e.g. "homeassistant:\n  enabled: true\n"
   bool start_agent = true;
 };
 
@@ -41,6 +42,7 @@ struct Scenario {
         base(options.base_topic) {
     config.mqtt_extra = options.mqtt_extra;
     config.identity_extra = options.identity_extra;
+    config.extra = options.extra;
     agent = std::make_unique<Agent>(config);
     if (options.start_agent) wait_online();
   }

@@ -1,0 +1,186 @@
+#include "harness_simulator.h"
+
+#include <curl/curl.h>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+namespace g2m::test {
+
+namespace {
+
+struct CurlDeleter {
+  void operator()(CURL* handle) const { curl_easy_cleanup(handle); }
+  void operator()(curl_slist* list) const { curl_slist_free_all(list); }
+};
+using CurlHandle = std::unique_ptr<CURL, CurlDeleter>;
+using CurlList = std::unique_ptr<curl_slist, CurlDeleter>;
+
+size_t append_body(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+HttpReply http_call(const std::string& url, const std::string* post_body) {
+  HttpReply reply;
+  CurlHandle curl(curl_easy_init());
+  if (!curl) {
+    reply.error = "curl_easy_init failed";
+    return reply;
+  }
+  char error[CURL_ERROR_SIZE] = {};
+  CurlList headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_PROXY, "");
+  curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 10L);
+  curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &reply.body);
+  if (post_body != nullptr) {
+    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, post_body->c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(post_body->size()));
+  }
+  const CURLcode code = curl_easy_perform(curl.get());
+  if (code != CURLE_OK) {
+    reply.error = std::string(curl_easy_strerror(code)) + (error[0] != 0 ? ": " : "") + error;
+    return reply;
+  }
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
+  return reply;
+}
+
+long counter(const rapidjson::Value& object, std::initializer_list<const char*> path) {
+  const rapidjson::Value* v = &object;
+  for (const char* key : path) {
+    if (!v->IsObject()) return -1;
+    auto member = v->FindMember(key);
+    if (member == v->MemberEnd()) return -1;
+    v = &member->value;
+  }
+  return v->IsInt64() ? static_cast<long>(v->GetInt64()) : -1;
+}
+
+std::string json_object(std::initializer_list<std::pair<const char*, std::string>> fields) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  for (const auto& [key, value] : fields) {
+    writer.Key(key);
+    writer.String(value.c_str(), static_cast<rapidjson::SizeType>(value.size()));
+  }
+  writer.EndObject();
+  return buffer.GetString();
+}
+
+}  // namespace
+
+bool simulator_available() {
+  return std::filesystem::exists(G2M_SIMULATOR_BIN);
+}
+
+HttpReply http_get(const std::string& url) {
+  return http_call(url, nullptr);
+}
+HttpReply http_post(const std::string& url, const std::string& json_body) {
+  return http_call(url, &json_body);
+}
+
+Simulator::Simulator(const Pki& pki, std::vector<std::string> extra_args) {
+  if (!simulator_available()) {
+    g2m::test::fail(std::string("the simulator is not built: ") + G2M_SIMULATOR_BIN);
+  }
+  const auto port_file = dir_ / "ports.json";
+  std::vector<std::string> argv{
+      G2M_SIMULATOR_BIN,        "--port-file", port_file.string(),     "--cert",
+      pki.server_cert.string(), "--key",       pki.server_key.string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  process_ = std::make_unique<Process>(argv, dir_ / "simulator.log");
+  const bool ready = poll_until(
+      [&] {
+        if (!process_->running()) return true;
+        const auto ports = try_parse_json(read_file(port_file));
+        if (ports.HasParseError() || !ports.IsObject()) return false;
+        https_port_ = static_cast<int>(counter(ports, {"https"}));
+        http_port_ = static_cast<int>(counter(ports, {"http"}));
+        return https_port_ > 0 && http_port_ > 0;
+      },
+      10s);
+  if (!ready || !process_->running()) {
+    g2m::test::fail("the simulator did not start (" + process_->command_line() + "); port file: '" +
+                    read_file(port_file) + "'; log:\n" + log_text());
+  }
+}
+
+Simulator::~Simulator() = default;  // the Process kills it
+
+std::string Simulator::https_url() const {
+  return "https://127.0.0.1:" + std::to_string(https_port_);
+}
+std::string Simulator::http_url() const {
+  return "http://127.0.0.1:" + std::to_string(http_port_);
+}
+
+HttpReply Simulator::post(const std::string& path, const std::string& json) {
+  return http_post(http_url() + path, json);
+}
+HttpReply Simulator::get(const std::string& path) {
+  return http_get(http_url() + path);
+}
+
+void Simulator::control(const std::string& path, const std::string& json) {
+  const HttpReply reply = post(path, json);
+  if (reply.status < 200 || reply.status > 299) {
+    g2m::test::fail("simulator POST " + path + " " + json + " -> " + std::to_string(reply.status) +
+                    " " + reply.body + reply.error);
+  }
+}
+
+void Simulator::approve(const std::string& user_code, const std::string& name,
+                        const std::string& username) {
+  control("/_sim/approve",
+          json_object({{"user_code", user_code}, {"name", name}, {"username", username}}));
+}
+
+void Simulator::decline(const std::string& user_code) {
+  control("/_sim/decline", json_object({{"user_code", user_code}}));
+}
+
+void Simulator::config(const std::string& json) {
+  control("/_sim/config", json);
+}
+void Simulator::fail(const std::string& json) {
+  control("/_sim/fail", json);
+}
+void Simulator::expire_tokens() {
+  control("/_sim/expire_tokens", "{}");
+}
+
+SimulatorCounters Simulator::counters() {
+  const HttpReply reply = get("/_sim/counters");
+  if (reply.status != 200) {
+    g2m::test::fail("simulator GET /_sim/counters -> " + std::to_string(reply.status) + " " +
+                    reply.body + reply.error);
+  }
+  const auto json = parse_json(reply.body);
+  return SimulatorCounters{
+      .devicecode = counter(json, {"requests", "devicecode"}),
+      .token = counter(json, {"requests", "token"}),
+      .refresh = counter(json, {"requests", "refresh"}),
+      .graph = counter(json, {"requests", "graph"}),
+      .interval_violations = counter(json, {"interval_violations"}),
+      .slow_down_sent = counter(json, {"slow_down_sent"}),
+      .rotated_token_reuse = counter(json, {"rotated_token_reuse"}),
+      .tcp_connections = counter(json, {"tcp_connections"}),
+      .tls_handshakes = counter(json, {"tls_handshakes"}),
+      .json = reply.body,
+  };
+}
+
+void Simulator::stop() {
+  process_->terminate(SIGTERM);
+  if (!process_->wait_exit(5s)) process_->kill9();
+}
+
+}  // namespace g2m::test
