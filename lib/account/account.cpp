@@ -6,6 +6,7 @@
 #include "common/time_format.h"
 #include "graph/graph_fetch.h"
 #include "graph/path_template.h"
+#include "identity/endpoints.h"
 #include "identity/identity_requests.h"
 #include "identity/refresh_schedule.h"
 #include "mqtt/request.h"
@@ -353,35 +354,52 @@ void Account::start_sign_in(bool /*user_requested*/) {
 }
 
 void Account::send_device_code_request() {
-  HttpRequest request = device_code_request(ctx_.config, config_);
   code_requested_at_ = ctx_.loop.clock().steady();
   code_requested_at_system_ = ctx_.loop.clock().system();
-  ctx_.log.info(config_.name, ": requesting a device code");
-  sign_in_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
-    sign_in_request_.reset();
-    on_device_code(std::move(response));
+  sign_in_resolving_ = true;
+  ctx_.endpoints.resolve(config_, [this](EndpointResolver::Result result) {
+    if (!sign_in_resolving_) return;  // cancelled meanwhile
+    sign_in_resolving_ = false;
+    if (auto* failure = std::get_if<AuthFailure>(&result)) {
+      on_device_code_failure(*failure);
+      return;
+    }
+    endpoints_ = std::get<Endpoints>(result);
+    HttpRequest request = device_code_request(ctx_.config, config_, *endpoints_);
+    // Expiry counts from when the device-code request is sent (Microsoft's documentation).
+    code_requested_at_ = ctx_.loop.clock().steady();
+    code_requested_at_system_ = ctx_.loop.clock().system();
+    ctx_.log.info(config_.name, ": requesting a device code");
+    sign_in_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
+      sign_in_request_.reset();
+      on_device_code(std::move(response));
+    });
   });
+}
+
+void Account::on_device_code_failure(const AuthFailure& failure) {
+  if (failure.kind == AuthFailure::Kind::transient) {
+    const Millis delay = std::max<Millis>(
+        backoff_delay(device_code_failures_++, Seconds(5), kMaxAuthBackoff, jitter_.next()),
+        failure.retry_after.value_or(Seconds(0)));
+    emit_auth_error(failure, delay);
+    reply_waiters(CommandResult::failure("the identity platform could not be reached (" +
+                                             failure.error + "); retrying in " +
+                                             std::to_string(seconds_ceil(delay)) + " s",
+                                         seconds_ceil(delay)));
+    poll_timer_.start_after(delay, [this] { send_device_code_request(); });
+    return;
+  }
+  emit_auth_error(failure, std::nullopt);
+  reply_waiters(
+      CommandResult::failure("sign-in failed: " + failure.error + ": " + failure.description));
+  end_sign_in("error");
 }
 
 void Account::on_device_code(HttpResponse response) {
   auto outcome = parse_device_code_response(response);
   if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
-    if (failure->kind == AuthFailure::Kind::transient) {
-      const Millis delay = std::max<Millis>(
-          backoff_delay(device_code_failures_++, Seconds(5), kMaxAuthBackoff, jitter_.next()),
-          failure->retry_after.value_or(Seconds(0)));
-      emit_auth_error(*failure, delay);
-      reply_waiters(CommandResult::failure("the identity platform could not be reached (" +
-                                               failure->error + "); retrying in " +
-                                               std::to_string(seconds_ceil(delay)) + " s",
-                                           seconds_ceil(delay)));
-      poll_timer_.start_after(delay, [this] { send_device_code_request(); });
-      return;
-    }
-    emit_auth_error(*failure, std::nullopt);
-    reply_waiters(
-        CommandResult::failure("sign-in failed: " + failure->error + ": " + failure->description));
-    end_sign_in("error");
+    on_device_code_failure(*failure);
     return;
   }
   flow_.emplace(std::move(std::get<DeviceCode>(outcome)), code_requested_at_,
@@ -413,7 +431,8 @@ void Account::schedule_poll() {
 
 void Account::send_poll() {
   if (!flow_) return;
-  HttpRequest request = device_token_request(ctx_.config, config_, flow_->code().device_code);
+  HttpRequest request =
+      device_token_request(ctx_.config, config_, *endpoints_, flow_->code().device_code);
   flow_->poll_sent();
   sign_in_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
     sign_in_request_.reset();
@@ -456,6 +475,7 @@ void Account::on_poll(HttpResponse response) {
 }
 
 void Account::stop_sign_in_io() {
+  sign_in_resolving_ = false;
   poll_timer_.cancel();
   expiry_timer_.cancel();
   if (sign_in_request_) ctx_.http.cancel(*sign_in_request_);
@@ -504,7 +524,47 @@ void Account::on_approved(TokenResponse response) {
   forced_ = false;
   TokenSet tokens = make_token_set(std::move(response), ctx_.loop.clock().system());
   publish_code();  // clears auth/code
-  adopt_tokens(std::move(tokens), /*announce=*/true);
+  if (tokens.user) {
+    adopt_tokens(std::move(tokens), /*announce=*/true);
+    return;
+  }
+  fetch_user_then_adopt(std::move(tokens));
+}
+
+void Account::fetch_user_then_adopt(TokenSet tokens) {
+  // No name in an id_token: ask Graph's /me (or the provider's userinfo endpoint) before
+  // announcing the sign-in, so signed_in carries the user (CONTRACT §1 auth/state U).
+  const bool oidc = ctx_.config.identity.provider == Provider::oidc;
+  if (oidc && !(endpoints_ && endpoints_->userinfo)) {
+    adopt_tokens(std::move(tokens), /*announce=*/true);
+    return;
+  }
+  const auto saved = ctx_.store.save(config_.name, binding(), tokens);  // on disk before use
+  if (!saved.ok) ctx_.log.warn(config_.name, ": ", saved.message);
+  auto pending = std::make_shared<TokenSet>(std::move(tokens));
+  GraphAuth auth;
+  auth.bearer = [pending]() -> std::optional<std::string> {
+    return pending->access_token.reveal();
+  };
+  const std::uint64_t epoch = token_epoch_;
+  const std::string base = oidc ? *endpoints_->userinfo : graph_base();
+  graph_fetch(ctx_.http, base, oidc ? "" : "/me", 1, auth,
+              [this, pending, epoch, oidc](GraphResult result) {
+                if (epoch != token_epoch_) return;  // logged out meanwhile
+                if (result.success()) {
+                  if (auto doc = json::parse_object(result.body)) {
+                    User user;
+                    user.name = json::get_string(*doc, oidc ? "name" : "displayName").value_or("");
+                    user.username =
+                        json::get_string(*doc, oidc ? "preferred_username" : "userPrincipalName")
+                            .value_or(json::get_string(*doc, oidc ? "email" : "mail").value_or(""));
+                    if (!user.name.empty() || !user.username.empty()) pending->user = user;
+                  }
+                } else {
+                  ctx_.log.warn(config_.name, ": could not read the user's name: ", result.code);
+                }
+                adopt_tokens(std::move(*pending), /*announce=*/true);
+              });
 }
 
 // --- tokens -------------------------------------------------------------------------------------
@@ -568,13 +628,29 @@ void Account::schedule_refresh() {
 
 void Account::start_refresh(std::function<void(bool)> done) {
   if (done) refresh_waiters_.push_back(std::move(done));
-  if (refresh_request_) return;  // a refresh is under way: wait for it
+  if (refresh_request_ || refresh_resolving_) return;  // a refresh is under way: wait for it
   if (!tokens_ || tokens_->refresh_token.empty()) {
     finish_refresh(false);
     return;
   }
   refresh_timer_.cancel();
-  HttpRequest request = refresh_request(ctx_.config, config_, tokens_->refresh_token);
+  if (!endpoints_) {
+    refresh_resolving_ = true;
+    ctx_.endpoints.resolve(config_, [this](EndpointResolver::Result result) {
+      refresh_resolving_ = false;
+      if (auto* failure = std::get_if<AuthFailure>(&result)) {
+        // No endpoints yet: keep the tokens and try again later.
+        AuthFailure f = *failure;
+        f.kind = AuthFailure::Kind::transient;
+        on_refresh_failure(f);
+        return;
+      }
+      endpoints_ = std::get<Endpoints>(result);
+      start_refresh(nullptr);
+    });
+    return;
+  }
+  HttpRequest request = refresh_request(ctx_.config, config_, *endpoints_, tokens_->refresh_token);
   ctx_.log.debug(config_.name, ": refreshing the access token");
   refresh_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
     refresh_request_.reset();
@@ -603,7 +679,10 @@ void Account::on_refresh(HttpResponse response) {
     finish_refresh(true);
     return;
   }
-  const auto& failure = std::get<AuthFailure>(outcome);
+  on_refresh_failure(std::get<AuthFailure>(outcome));
+}
+
+void Account::on_refresh_failure(const AuthFailure& failure) {
   if (failure.kind == AuthFailure::Kind::transient) {
     const Millis delay = std::max<Millis>(
         backoff_delay(refresh_failures_++, Seconds(5), kMaxAuthBackoff, jitter_.next()),

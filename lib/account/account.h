@@ -12,6 +12,7 @@
 #include "graph/graph_fetch.h"
 #include "http/http.h"
 #include "identity/device_flow.h"
+#include "identity/endpoints.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
 #include "json/json.h"
@@ -43,6 +44,7 @@ struct AccountContext {
   Http& http;
   MqttSession& mqtt;
   TokenStore& store;
+  EndpointResolver& endpoints;
   Logger& log;
   const Config& config;
   std::string base_topic;
@@ -90,10 +92,12 @@ class Account {
   void start_sign_in(bool user_requested);
   void send_device_code_request();
   void on_device_code(HttpResponse response);
+  void on_device_code_failure(const AuthFailure& failure);
   void schedule_poll();
   void send_poll();
   void on_poll(HttpResponse response);
   void on_approved(TokenResponse tokens);
+  void fetch_user_then_adopt(TokenSet tokens);
   void end_sign_in(const std::string& reason, bool renewing = false);
   void stop_sign_in_io();
   void reply_waiters(const CommandResult& result);
@@ -104,6 +108,7 @@ class Account {
   void schedule_refresh();
   void start_refresh(std::function<void(bool ok)> done);
   void on_refresh(HttpResponse response);
+  void on_refresh_failure(const AuthFailure& failure);
   void lose_tokens(const std::string& reason);
   void finish_refresh(bool ok);
 
@@ -138,6 +143,8 @@ class Account {
   bool forced_ = false;  // a re-sign-in while the old tokens stay in use
   std::optional<DeviceFlow> flow_;
   std::optional<Http::RequestId> sign_in_request_;
+  bool sign_in_resolving_ = false;
+  std::optional<Endpoints> endpoints_;
   SteadyTime code_requested_at_{};
   SystemTime code_requested_at_system_{};
   int device_code_failures_ = 0;
@@ -148,6 +155,7 @@ class Account {
 
   // refresh
   std::optional<Http::RequestId> refresh_request_;
+  bool refresh_resolving_ = false;
   std::vector<std::function<void(bool)>> refresh_waiters_;
   int refresh_failures_ = 0;
   Timer refresh_timer_;

@@ -27,15 +27,15 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
       log_(log),
       store_(store),
       session_(loop, mqtt, log),
+      endpoints_(config, loop, http, log),
       base_(config.mqtt.base_topic),
       token_file_timer_(loop) {
   std::random_device random;
   const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) ^ random();
   std::size_t index = 0;
   for (const auto& account : config_.accounts) {
-    AccountContext ctx{loop,         http,       session_,
-                       store,        log,        config_,
-                       base_,        index,      config_.accounts.size(),
+    AccountContext ctx{loop,         http,       session_, store, endpoints_,
+                       log,          config_,    base_,    index, config_.accounts.size(),
                        seed + index, seed % 3600};
     accounts_.push_back(std::make_unique<Account>(account, ctx));
     ++index;

@@ -8,6 +8,7 @@
 #include "common/logger.h"
 #include "config/config.h"
 #include "http/http.h"
+#include "identity/endpoints.h"
 #include "identity/token_store.h"
 #include "loop/event_loop.h"
 #include "mqtt/mqtt_client.h"
@@ -44,6 +45,7 @@ class Agent {
   Logger& log_;
   TokenStore& store_;
   MqttSession session_;
+  EndpointResolver endpoints_;
   std::vector<std::unique_ptr<Account>> accounts_;
   std::string base_;
   Timer token_file_timer_;

@@ -11,6 +11,7 @@
 #include "common/logger.h"
 #include "http/curl_http.h"
 #include "identity/device_flow.h"
+#include "identity/endpoints.h"
 #include "identity/identity_requests.h"
 #include "identity/token_store.h"
 #include "loop/event_loop.h"
@@ -23,8 +24,9 @@ namespace {
 class TerminalSignIn {
  public:
   TerminalSignIn(const Config& config, const AccountConfig& account, EventLoop& loop, Http& http,
-                 TokenStore& store)
-      : config_(config),
+                 TokenStore& store, Logger& log)
+      : resolver_(config, loop, http, log),
+        config_(config),
         account_(account),
         loop_(loop),
         http_(http),
@@ -48,28 +50,39 @@ class TerminalSignIn {
   }
 
   void request_code() {
-    requested_at_ = loop_.clock().steady();
-    requested_at_system_ = loop_.clock().system();
-    request_ = http_.send(device_code_request(config_, account_), [this](HttpResponse r) {
-      request_.reset();
-      on_code(std::move(r));
+    resolver_.resolve(account_, [this](EndpointResolver::Result result) {
+      if (auto* f = std::get_if<AuthFailure>(&result)) {
+        on_failure(*f);
+        return;
+      }
+      endpoints_ = std::get<Endpoints>(result);
+      requested_at_ = loop_.clock().steady();
+      requested_at_system_ = loop_.clock().system();
+      request_ =
+          http_.send(device_code_request(config_, account_, *endpoints_), [this](HttpResponse r) {
+            request_.reset();
+            on_code(std::move(r));
+          });
     });
+  }
+
+  void on_failure(const AuthFailure& f) {
+    if (f.kind == AuthFailure::Kind::transient) {
+      const Millis delay = std::max<Millis>(
+          backoff_delay(failures_++, Seconds(5), DeviceFlow::kMaxBackoff, jitter_.next()),
+          f.retry_after.value_or(Seconds(0)));
+      std::cerr << "The identity platform could not be reached (" << f.error << ": "
+                << f.description << "); retrying in " << delay.count() / 1000 << " s" << std::endl;
+      timer_.start_after(delay, [this] { request_code(); });
+      return;
+    }
+    finish(1, "Sign-in failed: " + f.error + ": " + f.description);
   }
 
   void on_code(HttpResponse response) {
     auto outcome = parse_device_code_response(response);
     if (auto* f = std::get_if<AuthFailure>(&outcome)) {
-      if (f->kind == AuthFailure::Kind::transient) {
-        const Millis delay = std::max<Millis>(
-            backoff_delay(failures_++, Seconds(5), DeviceFlow::kMaxBackoff, jitter_.next()),
-            f->retry_after.value_or(Seconds(0)));
-        std::cerr << "The identity platform could not be reached (" << f->error << ": "
-                  << f->description << "); retrying in " << delay.count() / 1000 << " s"
-                  << std::endl;
-        timer_.start_after(delay, [this] { request_code(); });
-        return;
-      }
-      finish(1, "Sign-in failed: " + f->error + ": " + f->description);
+      on_failure(*f);
       return;
     }
     flow_.emplace(std::move(std::get<DeviceCode>(outcome)), requested_at_, loop_.clock().steady(),
@@ -85,11 +98,12 @@ class TerminalSignIn {
     }
     timer_.start_at(flow_->next_poll_at(), [this] {
       flow_->poll_sent();
-      request_ = http_.send(device_token_request(config_, account_, flow_->code().device_code),
-                            [this](HttpResponse r) {
-                              request_.reset();
-                              on_poll(std::move(r));
-                            });
+      request_ = http_.send(
+          device_token_request(config_, account_, *endpoints_, flow_->code().device_code),
+          [this](HttpResponse r) {
+            request_.reset();
+            on_poll(std::move(r));
+          });
     });
   }
 
@@ -127,6 +141,8 @@ class TerminalSignIn {
                   store_.file_for(account_.name).string());
   }
 
+  EndpointResolver resolver_;
+  std::optional<Endpoints> endpoints_;
   const Config& config_;
   const AccountConfig& account_;
   EventLoop& loop_;
@@ -178,7 +194,7 @@ int terminal_login(const Config& config, const std::string& name, bool force) {
   options.proxy = config.identity.proxy;
   CurlHttp http(options, log);
   EventLoop loop(clock, http);
-  TerminalSignIn sign_in(config, *account, loop, http, store);
+  TerminalSignIn sign_in(config, *account, loop, http, store, log);
 
   std::thread signals([&] {
     int sig = 0;

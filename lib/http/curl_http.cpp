@@ -221,6 +221,33 @@ std::string url_escape(const std::string& text) {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> form_decode(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto unescape = [](std::string part) {
+    for (auto& c : part) {
+      if (c == '+') c = ' ';
+    }
+    int length = 0;
+    char* raw = curl_easy_unescape(nullptr, part.c_str(), static_cast<int>(part.size()), &length);
+    if (raw == nullptr) return std::string();
+    std::string value(raw, static_cast<size_t>(length));
+    curl_free(raw);
+    return value;
+  };
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find('&', start), text.size());
+    const std::string pair = text.substr(start, end - start);
+    if (!pair.empty()) {
+      const size_t eq = pair.find('=');
+      out.emplace_back(unescape(pair.substr(0, eq)),
+                       eq == std::string::npos ? std::string() : unescape(pair.substr(eq + 1)));
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields) {
   std::string out;
   for (const auto& [name, value] : fields) {

@@ -46,6 +46,8 @@ class Http {
 
 // application/x-www-form-urlencoded from name/value pairs (values escaped by libcurl).
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields);
+// Decodes application/x-www-form-urlencoded text into name/value pairs (GitHub answers this way).
+std::vector<std::pair<std::string, std::string>> form_decode(const std::string& text);
 // Percent-encodes one URL component.
 std::string url_escape(const std::string& text);
 

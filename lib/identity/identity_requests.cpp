@@ -6,60 +6,63 @@ namespace {
 constexpr const char* kDeviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code";
 
 bool v1(const Config& config) {
-  return config.identity.protocol == Protocol::v1;
+  return config.identity.provider == Provider::microsoft &&
+         config.identity.protocol == Protocol::v1;
 }
 
-std::string endpoint(const Config& config, const AccountConfig& account, const char* v2_leaf,
-                     const char* v1_leaf) {
-  return config.identity.authority + "/" + account.tenant + "/oauth2/" +
-         (v1(config) ? v1_leaf : v2_leaf);
-}
+using Form = std::vector<std::pair<std::string, std::string>>;
 
-HttpRequest post(std::string url, std::string body) {
+HttpRequest post(const std::string& url, const AccountConfig& account, Form form) {
+  // Google and other confidential device clients need the secret; public clients send none
+  // (Microsoft refuses one from a public client with AADSTS700025).
+  if (account.client_secret) form.emplace_back("client_secret", account.client_secret->reveal());
   HttpRequest r;
   r.method = "POST";
-  r.url = std::move(url);
-  r.body = std::move(body);
+  r.url = url;
+  r.body = form_encode(form);
   return r;
 }
 }  // namespace
 
-HttpRequest device_code_request(const Config& config, const AccountConfig& account) {
+HttpRequest device_code_request(const Config& config, const AccountConfig& account,
+                                const Endpoints& endpoints) {
   if (v1(config)) {
-    return post(endpoint(config, account, "v2.0/devicecode", "devicecode"),
-                form_encode({{"client_id", account.client_id},
-                             {"resource", account.resource.value_or("")}}));
+    return post(endpoints.device_authorization, account,
+                {{"client_id", account.client_id}, {"resource", account.resource.value_or("")}});
   }
-  return post(endpoint(config, account, "v2.0/devicecode", "devicecode"),
-              form_encode({{"client_id", account.client_id},
-                           {"scope", join_scopes(requested_scopes(account.scopes))}}));
+  return post(
+      endpoints.device_authorization, account,
+      {{"client_id", account.client_id}, {"scope", join_scopes(requested_scopes(account.scopes))}});
 }
 
 HttpRequest device_token_request(const Config& config, const AccountConfig& account,
-                                 const Secret& device_code) {
+                                 const Endpoints& endpoints, const Secret& device_code) {
   // v1 names the device code `code` (the original ADAL endpoints).
-  return post(endpoint(config, account, "v2.0/token", "token"),
-              form_encode({{"grant_type", kDeviceCodeGrant},
-                           {"client_id", account.client_id},
-                           {v1(config) ? "code" : "device_code", device_code.reveal()}}));
+  return post(endpoints.token, account,
+              {{"grant_type", kDeviceCodeGrant},
+               {"client_id", account.client_id},
+               {v1(config) ? "code" : "device_code", device_code.reveal()}});
 }
 
 HttpRequest refresh_request(const Config& config, const AccountConfig& account,
-                            const Secret& refresh_token) {
-  std::vector<std::pair<std::string, std::string>> form = {
-      {"grant_type", "refresh_token"},
-      {"client_id", account.client_id},
-      {"refresh_token", refresh_token.reveal()}};
+                            const Endpoints& endpoints, const Secret& refresh_token) {
+  Form form = {{"grant_type", "refresh_token"},
+               {"client_id", account.client_id},
+               {"refresh_token", refresh_token.reveal()}};
   if (v1(config))
     form.emplace_back("resource", account.resource.value_or(""));
   else
     form.emplace_back("scope", join_scopes(requested_scopes(account.scopes)));
-  return post(endpoint(config, account, "v2.0/token", "token"), form_encode(form));
+  return post(endpoints.token, account, std::move(form));
 }
 
 TokenBinding token_binding(const Config& config, const AccountConfig& account) {
-  return TokenBinding{account.client_id, account.tenant, config.identity.authority,
-                      v1(config) ? "v1" : "v2"};
+  const auto& id = config.identity;
+  if (id.provider == Provider::oidc) {
+    return TokenBinding{account.client_id, "", id.issuer.value_or(id.token_endpoint.value_or("")),
+                        "oidc"};
+  }
+  return TokenBinding{account.client_id, account.tenant, id.authority, v1(config) ? "v1" : "v2"};
 }
 
 TokenSet make_token_set(TokenResponse response, SystemTime now, const TokenSet* previous) {

@@ -4,18 +4,21 @@
 
 #include "config/config.h"
 #include "http/http.h"
+#include "identity/endpoints.h"
 #include "identity/oauth.h"
 #include "identity/token_set.h"
 
 namespace g2m {
 
-// The three requests of the device flow and of token refresh, for v2 and the legacy v1 endpoints
-// (CONTRACT §6): built in one place for the agent and for `graph2mqtt login`.
-HttpRequest device_code_request(const Config& config, const AccountConfig& account);
+// The three requests of the device flow and of token refresh, for Microsoft v2, the legacy v1
+// endpoints and any RFC 8628 provider (CONTRACT §6): built in one place for the agent and for
+// `graph2mqtt login`.
+HttpRequest device_code_request(const Config& config, const AccountConfig& account,
+                                const Endpoints& endpoints);
 HttpRequest device_token_request(const Config& config, const AccountConfig& account,
-                                 const Secret& device_code);
+                                 const Endpoints& endpoints, const Secret& device_code);
 HttpRequest refresh_request(const Config& config, const AccountConfig& account,
-                            const Secret& refresh_token);
+                            const Endpoints& endpoints, const Secret& refresh_token);
 
 // Which configuration tokens belong to (stored tokens of another binding are ignored).
 TokenBinding token_binding(const Config& config, const AccountConfig& account);

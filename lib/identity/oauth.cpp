@@ -51,6 +51,22 @@ std::vector<std::string> split_scopes(const std::string& text) {
   return out;
 }
 
+// The answer as a JSON object: JSON, or a form-encoded body (GitHub without Accept: JSON)
+// turned into an object of strings.
+std::optional<rapidjson::Document> body_object(const HttpResponse& response) {
+  if (auto doc = json::parse_object(response.body)) return doc;
+  if (response.content_type.find("application/x-www-form-urlencoded") == std::string::npos) {
+    return std::nullopt;
+  }
+  rapidjson::Document doc(rapidjson::kObjectType);
+  auto& alloc = doc.GetAllocator();
+  for (const auto& [name, value] : form_decode(response.body)) {
+    doc.AddMember(rapidjson::Value(name.c_str(), alloc), rapidjson::Value(value.c_str(), alloc),
+                  alloc);
+  }
+  return doc;
+}
+
 }  // namespace
 
 bool is_conditional_access_block(std::optional<int> aadsts) {
@@ -67,7 +83,7 @@ AuthFailure classify_failure(const HttpResponse& response) {
   }
   f.http_status = response.status;
   f.retry_after = parse_retry_after(response.retry_after);
-  const auto doc = json::parse_object(response.body);
+  const auto doc = body_object(response);
   const bool server_busy = response.status == 429 || response.status >= 500;
   if (doc) {
     if (auto error = json::get_string(*doc, "error")) {
@@ -114,7 +130,7 @@ AuthFailure classify_failure(const HttpResponse& response) {
 
 AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response) {
   if (!response.ok() || response.status != 200) return classify_failure(response);
-  const auto doc = json::parse_object(response.body);
+  const auto doc = body_object(response);
   // Microsoft's /devicecode returns errors with HTTP 200 (MSAL.NET: expectErrorsOn200OK).
   if (!doc || doc->HasMember("error")) return classify_failure(response);
   DeviceCode code;
@@ -151,7 +167,7 @@ AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response)
 
 AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response) {
   if (!response.ok() || response.status != 200) return classify_failure(response);
-  const auto doc = json::parse_object(response.body);
+  const auto doc = body_object(response);
   // GitHub and others send authorization_pending with HTTP 200.
   if (!doc || doc->HasMember("error")) return classify_failure(response);
   auto access = json::get_string(*doc, "access_token");
