@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "app/agent.h"
+#include "app/service_notifier.h"
 #include "app/terminal_login.h"
 #include "common/clock.h"
 #include "common/logger.h"
@@ -36,7 +37,8 @@ Options:
   -h, --help          print this help
 
 Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
-Signals: SIGTERM/SIGINT end pending sign-ins, publish offline and exit 0.
+Signals: SIGTERM/SIGINT end pending sign-ins, publish offline and exit 0; SIGHUP reloads
+the configuration (a file that is not valid is refused and the running one kept).
 )";
 
 struct Options {
@@ -86,16 +88,20 @@ class SignalThread {
   std::thread thread_;
 };
 
-int run_agent(const g2m::Config& config) {
+// Runs the agent on `config` until SIGTERM/SIGINT (returns nullopt) or until SIGHUP brings a
+// valid new configuration (returns it; the caller runs again with it). A SIGHUP with a bad file
+// keeps the running configuration and logs why.
+std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
+                                            const std::string& config_path, int& exit_status) {
   g2m::Logger log(config.log_level);
   g2m::TokenStore store(config.storage_dir);
   try {
     if (auto warning = store.prepare()) log.warn(*warning);
   } catch (const std::exception& e) {
     log.error(e.what());
-    return 1;
+    exit_status = 1;
+    return std::nullopt;
   }
-  SignalThread::block();
   g2m::RealClock clock;
   g2m::CurlHttpOptions http_options;
   http_options.timeout = config.identity.timeout;
@@ -105,24 +111,49 @@ int run_agent(const g2m::Config& config) {
   g2m::EventLoop loop(clock, http);
   g2m::PahoMqttClient mqtt(config.mqtt, log);
   g2m::Agent agent(config, loop, http, mqtt, store, log);
+  g2m::ServiceNotifier notifier(loop);
+  std::optional<g2m::Config> next;
 
   SignalThread signals([&](int sig) {
     if (sig == SIGTERM || sig == SIGINT) {
-      loop.post([&] {
+      loop.post([&, sig] {
         log.info("stopping (", sig == SIGTERM ? "SIGTERM" : "SIGINT", ")");
+        notifier.stopping();
         agent.stop();
         loop.stop();
       });
     } else if (sig == SIGHUP) {
-      loop.post([&] { log.warn("SIGHUP: reloading the configuration is not supported yet"); });
+      loop.post([&] {
+        try {
+          g2m::Config fresh = g2m::load_config(config_path);
+          for (const auto& w : fresh.warnings) log.warn(w);
+          log.info("SIGHUP: reloading ", config_path);
+          notifier.reloading();
+          next = std::move(fresh);
+          agent.stop();
+          loop.stop();
+        } catch (const g2m::ConfigError& e) {
+          log.error("SIGHUP: ", config_path, " is not valid; keeping the running configuration:");
+          for (const auto& line : e.errors()) log.error("  ", line);
+        }
+      });
     }
   });
 
   log.info("graph2mqtt ", g2m::kVersion, " starting with ", config.accounts.size(),
            " account(s); broker ", config.mqtt.server);
   agent.start();
+  notifier.ready();
   loop.run();
-  return 0;
+  exit_status = 0;
+  return next;
+}
+
+int run_agent(g2m::Config config, const std::string& config_path) {
+  SignalThread::block();
+  int exit_status = 0;
+  while (auto next = run_until_reload(config, config_path, exit_status)) config = std::move(*next);
+  return exit_status;
 }
 
 }  // namespace
@@ -177,5 +208,5 @@ int main(int argc, char** argv) {
   if (options.login_account) {
     return g2m::terminal_login(config, *options.login_account, options.force);
   }
-  return run_agent(config);
+  return run_agent(std::move(config), options.config);
 }
