@@ -78,8 +78,8 @@ class Reader {
 void Simulator::handle_control(const Request& req, Response& res) {
   const auto& path = req.path;
   const bool get = req.method == "GET";
-  const bool read_only =
-      path == "/_sim/codes" || path == "/_sim/counters" || path == "/_sim/config";
+  const bool read_only = path == "/_sim/codes" || path == "/_sim/counters" ||
+                         path == "/_sim/config" || path == "/_sim/issued";
   if (get && !read_only) {
     send_json(res, 405, error_json("use POST for " + path));
     return;
@@ -105,6 +105,8 @@ void Simulator::handle_control(const Request& req, Response& res) {
     send_json(res, 200, counters_json_locked());
   } else if (path == "/_sim/codes") {
     send_json(res, 200, codes_json_locked(now));
+  } else if (path == "/_sim/issued") {
+    send_json(res, 200, issued_json_locked());
   } else if (path == "/_sim/approve" || path == "/_sim/decline") {
     std::optional<std::string> user_code, name, username;
     if (!in.string("user_code", user_code) || !in.string("name", name) ||
@@ -383,6 +385,24 @@ std::string Simulator::codes_json_locked(Clock::time_point now) {
     }
     json.field_num("polls", code.polls).field_num("interval", code.interval).end_object();
   }
+  return json.end_array().end_object().text();
+}
+
+}  // namespace g2m::sim
+
+namespace g2m::sim {
+
+// Every secret handed out so far, so a test can prove none of them leaked into MQTT or logs.
+std::string Simulator::issued_json_locked() const {
+  Json json;
+  json.begin_object().key("device_codes").begin_array();
+  for (const auto& device_code : code_order_) json.str(device_code);
+  json.end_array().key("access_tokens").begin_array();
+  for (const auto& [token, unused] : access_tokens_) json.str(token);
+  json.end_array().key("refresh_tokens").begin_array();
+  for (const auto& [token, unused] : refresh_tokens_) json.str(token);
+  json.end_array().key("id_tokens").begin_array();
+  for (const auto& token : issued_id_tokens_) json.str(token);
   return json.end_array().end_object().text();
 }
 

@@ -391,7 +391,10 @@ std::string Simulator::issue_tokens_locked(const Grant& grant, const std::string
   }
   json.field("access_token", access_token);
   if (refresh) json.field("refresh_token", refresh_token);
-  if (openid) json.field("id_token", id_token);
+  if (openid) {
+    json.field("id_token", id_token);
+    issued_id_tokens_.push_back(id_token);
+  }
   if (client_info) {
     json.field(
         "client_info",

@@ -174,6 +174,7 @@ class Simulator {
   std::string config_json_locked() const;
   std::string counters_json_locked() const;
   std::string codes_json_locked(Clock::time_point now);
+  std::string issued_json_locked() const;
 
   // simulator.cpp
   std::optional<Failure> take_failure_locked(Endpoint endpoint, const std::string& path);
@@ -188,6 +189,7 @@ class Simulator {
   std::map<std::string, std::string> user_codes_;     // user code -> device code
   std::map<std::string, AccessToken> access_tokens_;  // by token
   std::map<std::string, RefreshToken> refresh_tokens_;
+  std::vector<std::string> issued_id_tokens_;  // for secret audits (/_sim/issued)
   std::uint64_t next_family_ = 1;
   std::vector<Failure> failures_;
   Counters counters_;
