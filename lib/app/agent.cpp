@@ -127,8 +127,9 @@ void Agent::on_message(MqttMessage message) {
   if (auto* error = std::get_if<RequestError>(&parsed)) {
     log_.warn("request ", action, ": ", error->message);
     // A refused response topic gets no reply of its own; other errors go there too.
-    const bool topic_refused = error->message.rfind("the response topic", 0) == 0;
-    send_reply(action, topic_refused ? std::nullopt : message.response_topic,
+    const bool topic_allowed =
+        message.response_topic && response_topic_allowed(base_, *message.response_topic);
+    send_reply(action, topic_allowed ? message.response_topic : std::nullopt,
                message.correlation_data,
                error_reply(error->message, std::nullopt, error->transaction));
     return;

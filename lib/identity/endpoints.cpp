@@ -47,7 +47,10 @@ EndpointResolver::EndpointResolver(const Config& config, EventLoop& loop, Http& 
     : config_(config), loop_(loop), http_(http), log_(log) {
   const auto& id = config_.identity;
   if (id.provider == Provider::oidc && id.device_authorization_endpoint && id.token_endpoint) {
-    discovered_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt};
+    explicit_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt};
+    // With an issuer too, discovery still runs once for the userinfo endpoint (the user's name
+    // when the id_token has none); without one, the explicit endpoints are all there is.
+    if (!id.issuer) discovered_ = explicit_;
   }
 }
 
@@ -115,6 +118,12 @@ void EndpointResolver::discover(std::size_t url_index) {
 
 void EndpointResolver::finish(const Result& result) {
   in_flight_ = false;
+  if (explicit_ && std::holds_alternative<AuthFailure>(result)) {
+    // Discovery was only for userinfo: the explicit endpoints work without it.
+    discovered_ = explicit_;
+    finish(*explicit_);
+    return;
+  }
   auto waiters = std::move(waiters_);
   waiters_.clear();
   for (auto& w : waiters) w(result);

@@ -53,6 +53,7 @@ class EndpointResolver {
   Http& http_;
   Logger& log_;
   std::optional<Endpoints> discovered_;
+  std::optional<Endpoints> explicit_;
   std::vector<std::function<void(Result)>> waiters_;
   bool in_flight_ = false;
   int failures_ = 0;

@@ -129,7 +129,13 @@ bool PahoMqttClient::publish(const OutgoingMessage& out) {
 
 void PahoMqttClient::subscribe(const std::string& filter, int qos) {
   try {
-    client_->subscribe(filter, qos);
+    if (config_.version == 5) {
+      // Retain-as-published: a request published retained while we are connected still arrives
+      // flagged as retained, so it is refused too (it would run again at every reconnection).
+      client_->subscribe(filter, qos, mqtt::subscribe_options(false, true));
+    } else {
+      client_->subscribe(filter, qos);
+    }
   } catch (const mqtt::exception& e) {
     log_.warn("mqtt: cannot subscribe to ", filter, ": ", e.what());
   }

@@ -53,10 +53,8 @@ std::variant<Request, RequestError> parse_request(const std::string& base_topic,
 
   if (message.response_topic) {
     const std::string& rt = *message.response_topic;
-    const std::string own = base_topic + "/";
     const std::string replies = base_topic + "/bridge/response/";
-    if (is_wildcard_or_system(rt) ||
-        (rt.compare(0, own.size(), own) == 0 && rt.compare(0, replies.size(), replies) != 0)) {
+    if (!response_topic_allowed(base_topic, rt)) {
       return RequestError{"the response topic `" + rt +
                               "` is not allowed (wildcards, $ topics and topics under `" +
                               base_topic + "/` other than `" + replies + "` are refused)",
@@ -73,6 +71,13 @@ std::variant<Request, RequestError> parse_request(const std::string& base_topic,
     req.account = std::string(acc->value.GetString(), acc->value.GetStringLength());
   }
   return req;
+}
+
+bool response_topic_allowed(const std::string& base_topic, const std::string& topic) {
+  const std::string own = base_topic + "/";
+  const std::string replies = base_topic + "/bridge/response/";
+  if (is_wildcard_or_system(topic)) return false;
+  return topic.compare(0, own.size(), own) != 0 || topic.compare(0, replies.size(), replies) == 0;
 }
 
 std::string ok_reply(const std::string& data_json, const std::optional<std::string>& transaction) {

@@ -32,6 +32,11 @@ inline constexpr std::size_t kMaxRequestBytes = 65536;
 std::variant<Request, RequestError> parse_request(const std::string& base_topic,
                                                   const MqttMessage& message);
 
+// True when replies may go to this MQTT 5 response topic: no wildcard, not a $ topic, and not
+// under B/ except under B/bridge/response/ (a request must not make the agent overwrite its own
+// state topics).
+bool response_topic_allowed(const std::string& base_topic, const std::string& topic);
+
 // The reply payload: {"status":"ok","data":<data_json>,"transaction":X} or
 // {"status":"error","error":"...","retry_in":N,"transaction":X}.
 std::string ok_reply(const std::string& data_json, const std::optional<std::string>& transaction);

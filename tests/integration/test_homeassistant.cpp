@@ -19,7 +19,8 @@ std::string availability_topics(const rapidjson::Value& config) {
 }
 }  // namespace
 
-TEST_CASE("home assistant: one device per account with state sensor, buttons and resource sensors") {
+TEST_CASE(
+    "home assistant: one device per account with state sensor, buttons and resource sensors") {
   Scenario s(with_home_assistant());
   auto& d = s.display;
   const std::string node = "graph2mqtt_kitchen";
@@ -63,7 +64,8 @@ TEST_CASE("home assistant: discovery is re-published when Home Assistant says on
   d.wait_for("homeassistant/sensor/graph2mqtt_kitchen/auth_state/config");
   const auto since = d.mark();
   d.publish("homeassistant/status", "online");
-  auto again = d.wait_for("homeassistant/sensor/graph2mqtt_kitchen/auth_state/config", {}, 5s, since);
+  auto again =
+      d.wait_for("homeassistant/sensor/graph2mqtt_kitchen/auth_state/config", {}, 5s, since);
   CHECK_FALSE(again.payload.empty());
   d.wait_for("homeassistant/button/graph2mqtt_kitchen/sign_in/config", {}, 5s, since);
 }
