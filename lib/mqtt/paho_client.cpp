@@ -78,6 +78,14 @@ void PahoMqttClient::start(Handlers handlers) {
   client_->set_connection_lost_handler([this](const std::string& cause) {
     if (handlers_.connection_lost) handlers_.connection_lost(cause);
   });
+  // An MQTT 5 broker may end the session with a DISCONNECT packet (a protocol error, a session
+  // takeover): Paho reports that here, not as a lost connection.
+  client_->set_disconnected_handler([this](const mqtt::properties&, mqtt::ReasonCode reason) {
+    if (handlers_.connection_lost) {
+      handlers_.connection_lost("the broker disconnected us (reason " +
+                                std::to_string(static_cast<int>(reason)) + ")");
+    }
+  });
   client_->set_message_callback([this](mqtt::const_message_ptr msg) {
     if (!msg || !handlers_.message) return;
     MqttMessage m;
