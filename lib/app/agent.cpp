@@ -24,6 +24,7 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
              Logger& log)
     : config_(config),
       loop_(loop),
+      http_(http),
       log_(log),
       store_(store),
       session_(loop, mqtt, log),
@@ -69,8 +70,34 @@ void Agent::start() {
     filters.push_back(config_.homeassistant_prefix + "/status");
   }
   for (auto& account : accounts_) account->start();
+  if (config_.mqtt.tls) session_.on_connect_failure([this](const std::string&) { diagnose_tls(); });
   session_.start([this](MqttMessage m) { on_message(std::move(m)); }, std::move(filters));
   watch_token_files();
+}
+
+void Agent::diagnose_tls() {
+  // Paho only says "no answer" when a TLS connection fails; a handshake with libcurl against the
+  // same host, CA and client certificate says why (unknown CA, name mismatch, no certificate).
+  const auto& m = config_.mqtt;
+  HttpRequest probe;
+  probe.url = "https://" + (m.host.find(':') != std::string::npos ? "[" + m.host + "]" : m.host) +
+              ":" + std::to_string(m.port) + "/";
+  probe.connect_only = true;
+  probe.timeout = Seconds(10);
+  if (m.ca) probe.ca_file = m.ca->string();
+  if (m.cert) probe.client_cert = m.cert->string();
+  if (m.key) probe.client_key = m.key->string();
+  http_.send(std::move(probe), [this, server = m.server](HttpResponse r) {
+    if (r.error == TransportError::tls) {
+      log_.error("mqtt: the TLS connection to ", server, " failed: ", r.error_message);
+    } else if (!r.ok()) {
+      log_.error("mqtt: cannot reach ", server, ": ", r.error_message);
+    } else {
+      log_.error("mqtt: the TLS handshake with ", server,
+                 " succeeds, but the broker closes the connection (a client certificate it "
+                 "refuses, or an MQTT-level refusal)");
+    }
+  });
 }
 
 void Agent::watch_token_files() {

@@ -39,9 +39,11 @@ class Agent {
   void send_reply(const std::string& action, const std::optional<std::string>& response_topic,
                   const std::optional<std::string>& correlation_data, const std::string& payload);
   void watch_token_files();
+  void diagnose_tls();
 
   const Config& config_;
   EventLoop& loop_;
+  Http& http_;
   Logger& log_;
   TokenStore& store_;
   MqttSession session_;

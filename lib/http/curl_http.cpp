@@ -136,7 +136,11 @@ Http::RequestId CurlHttp::send(HttpRequest request, Callback callback) {
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, transfer.get());
   curl_easy_setopt(easy, CURLOPT_PRIVATE, transfer.get());
   if (options_.proxy) curl_easy_setopt(easy, CURLOPT_PROXY, options_.proxy->c_str());
-  if (!extra_ca_pem_.empty()) {
+  if (request.connect_only) curl_easy_setopt(easy, CURLOPT_CONNECT_ONLY, 1L);
+  if (request.ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, request.ca_file->c_str());
+  if (request.client_cert) curl_easy_setopt(easy, CURLOPT_SSLCERT, request.client_cert->c_str());
+  if (request.client_key) curl_easy_setopt(easy, CURLOPT_SSLKEY, request.client_key->c_str());
+  if (!extra_ca_pem_.empty() && !request.ca_file) {
     curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &CurlHttp::on_ssl_ctx);
     curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, this);
   }

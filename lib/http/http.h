@@ -18,6 +18,10 @@ struct HttpRequest {
   std::vector<std::string> headers;  // "Name: value"
   std::string body;               // POST: form-encoded unless a Content-Type header says otherwise
   std::optional<Millis> timeout;  // whole request; default: the client's
+  // For diagnosing a TLS connection that is not HTTP (the broker): connect and handshake only,
+  // trusting exactly `ca_file`, presenting `client_cert`/`client_key` when given.
+  bool connect_only = false;
+  std::optional<std::string> ca_file, client_cert, client_key;
 };
 
 // A failed transfer is a value: status 0 and a transport error. HTTP 4xx/5xx is a status.

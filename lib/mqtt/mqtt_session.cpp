@@ -43,10 +43,12 @@ void MqttSession::on_connected() {
 
 void MqttSession::on_lost(const std::string& why) {
   if (stopping_) return;
-  if (connected_)
+  if (connected_) {
     log_.warn("mqtt: ", why, "; reconnecting");
-  else if (reconnect_attempt_ == 0 || log_.enabled(LogLevel::debug))
+  } else if (reconnect_attempt_ == 0 || log_.enabled(LogLevel::debug)) {
     log_.error("mqtt: ", why);
+    if (reconnect_attempt_ == 0 && connect_failure_hook_) connect_failure_hook_(why);
+  }
   connected_ = false;
   schedule_reconnect();
 }

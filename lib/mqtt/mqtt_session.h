@@ -39,6 +39,12 @@ class MqttSession {
   // A non-retained message (event or reply); queued while disconnected.
   void send(OutgoingMessage message);
 
+  // Called with the reason when the first attempt of a series of failed connections fails (the
+  // agent uses it to explain a failed TLS connection in the log).
+  void on_connect_failure(std::function<void(const std::string&)> hook) {
+    connect_failure_hook_ = std::move(hook);
+  }
+
   bool connected() const { return connected_; }
   std::size_t queued() const { return queue_.size(); }
   std::size_t dropped() const { return dropped_; }
@@ -60,6 +66,7 @@ class MqttSession {
   Logger& log_;
   std::vector<std::string> filters_;
   std::function<void(MqttMessage)> on_message_;
+  std::function<void(const std::string&)> connect_failure_hook_;
   bool connected_ = false;
   bool stopping_ = false;
   int reconnect_attempt_ = 0;

@@ -18,8 +18,13 @@ class PahoMqttClient::ConnectListener final : public mqtt::iaction_listener {
     std::string why = "connection refused or unreachable";
     const int rc = tok.get_return_code();
     const int reason = static_cast<int>(tok.get_reason_code());
-    if (reason == 0x86 || reason == 0x87 || rc == 4 || rc == 5) {
+    // MQTT 3.1.1 CONNACK codes 4/5, MQTT 5 reason codes 0x86/0x87 (Paho may give either).
+    if (reason == 0x86 || reason == 0x87 || rc == 4 || rc == 5 || rc == 0x86 || rc == 0x87) {
       why = "the broker refused the user name or password (not authorized)";
+    } else if (rc == -1) {
+      why =
+          "no MQTT answer from " + server_uri(owner_.config_) +
+          (owner_.config_.tls ? " (unreachable, or the TLS connection failed)" : " (unreachable)");
     } else if (rc != 0) {
       why = "connect failed (code " + std::to_string(rc) + ")";
     }
