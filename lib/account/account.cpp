@@ -587,7 +587,7 @@ void Account::adopt_tokens(TokenSet tokens, bool announce) {
     ctx_.log.info(config_.name, ": signed in with stored tokens");
   }
   const auto now = ctx_.loop.clock().system();
-  if (tokens_->expires_at <= now + Seconds(30)) {
+  if (tokens_->expires_at <= now) {
     // A restart with an expired access token refreshes at once, without any user action.
     start_refresh(nullptr);  // resources start when it succeeds
   } else {
