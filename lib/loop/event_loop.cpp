@@ -11,6 +11,9 @@ EventLoop::TimerId EventLoop::at(SteadyTime when, Task task) {
   const TimerId id = next_id_++;
   timers_.emplace(std::make_pair(when, id), std::move(task));
   timers_by_id_.emplace(id, when);
+  // An HTTP answer handled inside poll() may start a timer earlier than the wait poll() is about
+  // to do (it computed it before): cut that wait short.
+  if (polling_ && when < waiting_until_) poller_.wake();
   return id;
 }
 
@@ -58,7 +61,10 @@ void EventLoop::run_once(Millis max_wait) {
     const auto until = std::chrono::ceil<Millis>(timers_.begin()->first.first - now_);
     wait = std::clamp(until, Millis(0), wait);
   }
+  waiting_until_ = now_ + wait;
+  polling_ = true;
   poller_.poll(wait);  // HTTP completions run inside, on this thread
+  polling_ = false;
   now_ = clock_.steady();
   run_posted();
   run_due();

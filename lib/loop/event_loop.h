@@ -58,6 +58,8 @@ class EventLoop {
   const Clock& clock_;
   Poller& poller_;
   SteadyTime now_;
+  bool polling_ = false;
+  SteadyTime waiting_until_{};
   TimerId next_id_ = 1;
   std::map<std::pair<SteadyTime, TimerId>, Task> timers_;
   std::unordered_map<TimerId, SteadyTime> timers_by_id_;

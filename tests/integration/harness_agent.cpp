@@ -1,5 +1,6 @@
 #include "harness_agent.h"
 
+#include <cstdlib>
 #include <sstream>
 
 #include "harness_mosquitto.h"
@@ -71,12 +72,21 @@ void Agent::write_config(const AgentConfig& config) {
 void Agent::start() {
   if (!agent_available()) fail(std::string("the agent is not built: ") + G2M_AGENT_BIN);
   if (process_ && process_->running()) fail("Agent::start: the agent is already running");
-  std::vector<std::string> argv{G2M_AGENT_BIN, "--config", config_path().string()};
+  std::vector<std::string> argv;
+  // G2M_AGENT_WRAPPER runs the agent under a tool, e.g. "valgrind --error-exitcode=99 ...": the
+  // memcheck test uses it. Words are separated by spaces.
+  if (const char* wrapper = std::getenv("G2M_AGENT_WRAPPER"); wrapper && *wrapper) {
+    std::istringstream words(wrapper);
+    for (std::string w; words >> w;) argv.push_back(w);
+  }
+  argv.insert(argv.end(), {G2M_AGENT_BIN, "--config", config_path().string()});
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   process_ = std::make_unique<Process>(argv, log_path(), config_.env);
 }
 
 std::optional<int> Agent::stop(std::chrono::milliseconds timeout) {
+  // Under a wrapper such as valgrind a clean exit takes longer.
+  if (const char* wrapper = std::getenv("G2M_AGENT_WRAPPER"); wrapper && *wrapper) timeout *= 6;
   process_->terminate(SIGTERM);
   auto status = process_->wait_exit(timeout);
   if (!status) process_->kill9();

@@ -49,9 +49,10 @@ struct Scenario {
 
   // Waits for the agent's retained bridge/state online (after a start or restart).
   Message wait_online(std::size_t since = 0) {
+    // A generous deadline: under valgrind (the memcheck test) the agent starts slowly.
     return display.wait_for_json(
         base + "/bridge/state",
-        [](const rapidjson::Value& v) { return json_str(v, "state") == "online"; }, 10s, since);
+        [](const rapidjson::Value& v) { return json_str(v, "state") == "online"; }, 60s, since);
   }
 
   std::string topic(const std::string& account, const std::string& leaf) const {

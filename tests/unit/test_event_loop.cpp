@@ -64,3 +64,37 @@ TEST_CASE("event loop: a Timer re-armed replaces its deadline and cancels on des
   CHECK(fired == 100);
   CHECK_FALSE(kept.active());
 }
+
+namespace {
+// A poller whose poll() runs an "HTTP completion" that starts a timer, as CurlHttp does.
+class CompletingPoller final : public Poller {
+ public:
+  explicit CompletingPoller(test::FakeClock& clock) : clock_(clock) {}
+  std::function<void()> on_poll;
+  bool woken = false;
+  Millis waited{0};
+  void poll(Millis timeout) override {
+    if (on_poll) std::exchange(on_poll, nullptr)();
+    waited = woken ? Millis(0) : timeout;
+    clock_.advance(waited);
+    woken = false;
+  }
+  void wake() override { woken = true; }
+
+ private:
+  test::FakeClock& clock_;
+};
+}  // namespace
+
+TEST_CASE("event loop: a timer started by an I/O completion shortens the wait in progress") {
+  test::FakeClock clock;
+  CompletingPoller poller(clock);
+  EventLoop loop(clock, poller);
+  bool fired = false;
+  poller.on_poll = [&] { loop.after(Seconds(1), [&] { fired = true; }); };
+  loop.run_once(Millis(60'000));
+  CHECK(poller.waited == Millis(0));  // woken instead of sleeping a minute
+  loop.run_once(Millis(60'000));
+  CHECK(poller.waited == Seconds(1));
+  CHECK(fired);
+}
