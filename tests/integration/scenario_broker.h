@@ -128,7 +128,7 @@ struct BrokerWorld {
         display(probe_options("display", kDisplayPassword)),
         admin(probe_options("admin", kAdminPassword)) {}
 
-  MosquittoOptions broker_options(const BrokerWorldOptions& o, const Pki& p) {
+  static MosquittoOptions broker_options(const BrokerWorldOptions& o, const Pki& p) {
     MosquittoOptions m;
     if (o.secured) {
       m.users = {

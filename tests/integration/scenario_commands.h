@@ -105,7 +105,7 @@ inline std::string lower(std::string text) {
 }
 
 // 2026-11-26T19:04:05Z as a system-clock instant.
-inline std::chrono::system_clock::time_point parse_utc(const std::string& text) {
+inline std::chrono::system_clock::time_point utc_time_point(const std::string& text) {
   std::tm tm{};
   if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6) {
@@ -118,7 +118,8 @@ inline std::chrono::system_clock::time_point parse_utc(const std::string& text) 
 
 // Seconds from now until the timestamp `text` (negative when it has passed).
 inline double seconds_until(const std::string& text) {
-  return std::chrono::duration<double>(parse_utc(text) - std::chrono::system_clock::now()).count();
+  return std::chrono::duration<double>(utc_time_point(text) - std::chrono::system_clock::now())
+      .count();
 }
 
 // A number member as a double (NaN when it is not a number), for comparisons in CHECKs.

@@ -16,6 +16,7 @@
 
 #include <doctest/doctest.h>
 
+#include "common/time_format.h"
 #include "scenario.h"
 
 namespace g2m::test {
@@ -27,11 +28,10 @@ inline std::optional<std::time_t> parse_utc(const std::string& text) {
   if (text.size() != 20 || text[4] != '-' || text[10] != 'T' || text[19] != 'Z') {
     return std::nullopt;
   }
-  std::tm tm{};
-  std::istringstream in(text);
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-  if (in.fail()) return std::nullopt;
-  return timegm(&tm);
+  // The agent's own parser (strptime + timegm): std::get_time misreads "%SZ" in some builds.
+  const auto t = g2m::parse_utc(text);
+  if (!t) return std::nullopt;
+  return std::chrono::system_clock::to_time_t(*t);
 }
 
 inline std::time_t now_utc() {
