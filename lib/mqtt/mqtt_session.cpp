@@ -3,7 +3,7 @@
 namespace g2m {
 
 MqttSession::MqttSession(EventLoop& loop, MqttClient& client, Logger& log)
-    : loop_(loop), client_(client), log_(log), reconnect_timer_(loop) {}
+    : loop_(loop), client_(client), log_(log), reconnect_timer_(loop), flush_timer_(loop) {}
 
 void MqttSession::start(std::function<void(MqttMessage)> on_message,
                         std::vector<std::string> filters) {
@@ -32,13 +32,9 @@ void MqttSession::on_connected() {
   log_.info("mqtt: connected");
   // A clean session: subscriptions do not survive a reconnection (mqtt-facts §3.7).
   for (const auto& filter : filters_) client_.subscribe(filter, 1);
-  for (const auto& topic : retained_order_) {
-    if (!publish_retained(topic, retained_.at(topic))) return;
-  }
-  while (!queue_.empty()) {
-    if (!client_.publish(queue_.front())) return;
-    queue_.pop_front();
-  }
+  dirty_.clear();
+  for (const auto& topic : retained_order_) dirty_.insert(topic);
+  flush();
 }
 
 void MqttSession::on_lost(const std::string& why) {
@@ -81,7 +77,10 @@ void MqttSession::set_retained(const std::string& topic, std::string payload,
     it = retained_.emplace(topic, Retained{}).first;
   }
   it->second = Retained{std::move(payload), expires_at};
-  if (connected_) publish_retained(topic, it->second);
+  if (connected_ && !publish_retained(topic, it->second)) {
+    dirty_.insert(topic);
+    if (!flush_timer_.active()) flush_timer_.start_after(Millis(100), [this] { flush(); });
+  }
 }
 
 void MqttSession::republish(const std::string& topic) {
@@ -96,6 +95,30 @@ void MqttSession::send(OutgoingMessage message) {
     ++dropped_;
   }
   queue_.push_back(std::move(message));
+  // Connected but the client refused it (its buffer is full): try again shortly rather than
+  // waiting for a reconnection that may never come.
+  if (connected_ && !flush_timer_.active()) {
+    flush_timer_.start_after(Millis(100), [this] { flush(); });
+  }
+}
+
+void MqttSession::flush() {
+  // Retained values first (in the order they were first set: bridge/state leads), then events.
+  for (const auto& topic : retained_order_) {
+    if (!connected_ || dirty_.count(topic) == 0) continue;
+    if (!publish_retained(topic, retained_.at(topic))) {
+      flush_timer_.start_after(Millis(100), [this] { flush(); });
+      return;
+    }
+    dirty_.erase(topic);
+  }
+  while (connected_ && !queue_.empty()) {
+    if (!client_.publish(queue_.front())) {
+      flush_timer_.start_after(Millis(100), [this] { flush(); });
+      return;
+    }
+    queue_.pop_front();
+  }
 }
 
 const std::string* MqttSession::retained_value(const std::string& topic) const {

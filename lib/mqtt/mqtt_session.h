@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/backoff.h"
@@ -59,6 +60,7 @@ class MqttSession {
   void on_connected();
   void on_lost(const std::string& why);
   void schedule_reconnect();
+  void flush();
   bool publish_retained(const std::string& topic, const Retained& value);
 
   EventLoop& loop_;
@@ -71,9 +73,11 @@ class MqttSession {
   bool stopping_ = false;
   int reconnect_attempt_ = 0;
   Timer reconnect_timer_;
+  Timer flush_timer_;
   // Insertion order is kept so bridge/state goes out before everything else after a reconnect.
   std::vector<std::string> retained_order_;
   std::unordered_map<std::string, Retained> retained_;
+  std::unordered_set<std::string> dirty_;  // retained values not yet handed to the client
   std::deque<OutgoingMessage> queue_;
   std::size_t dropped_ = 0;
 };

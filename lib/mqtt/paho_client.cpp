@@ -39,8 +39,11 @@ class PahoMqttClient::ConnectListener final : public mqtt::iaction_listener {
 PahoMqttClient::PahoMqttClient(const MqttConfig& config, Logger& log) : config_(config), log_(log) {
   // Paho 1.2.0: MQTT 5 must be chosen when the client is created AND when it connects.
   const int version = config_.version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+  // Paho C counts in-flight publishes against maxBufferedMessages even while connected (default
+  // 100): a burst of events from 1,000 accounts must not fail with -12. We never publish while
+  // disconnected (MqttSession keeps its own bounded queue), so this buffer only absorbs bursts.
   client_ = std::make_unique<mqtt::async_client>(server_uri(config_), config_.client_id,
-                                                 mqtt::create_options(version));
+                                                 mqtt::create_options(version, 20000));
   const std::string will_topic = config_.base_topic + "/bridge/state";
   mqtt::connect_options_builder builder;
   builder.mqtt_version(version)
