@@ -48,6 +48,7 @@ std::string optional_header(CURL* easy, const char* name) {
 
 struct CurlHttp::Transfer {
   RequestId id = 0;
+  bool active = false;  // handed to the multi handle
   std::unique_ptr<CURL, EasyDeleter> easy;
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   std::string request_body;
@@ -157,16 +158,33 @@ Http::RequestId CurlHttp::send(HttpRequest request, Callback callback) {
   }
 
   const RequestId id = transfer->id;
-  curl_multi_add_handle(multi_.get(), easy);
   transfers_.emplace(id, std::move(transfer));
+  waiting_.push_back(id);
+  start_waiting();
   return id;
+}
+
+void CurlHttp::start_waiting() {
+  while (active_ < options_.max_active && !waiting_.empty()) {
+    const RequestId id = waiting_.front();
+    waiting_.pop_front();
+    const auto it = transfers_.find(id);
+    if (it == transfers_.end()) continue;  // cancelled while waiting
+    it->second->active = true;
+    ++active_;
+    curl_multi_add_handle(multi_.get(), it->second->easy.get());
+  }
 }
 
 void CurlHttp::cancel(RequestId id) {
   const auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
-  curl_multi_remove_handle(multi_.get(), it->second->easy.get());
-  transfers_.erase(it);
+  if (it->second->active) {
+    curl_multi_remove_handle(multi_.get(), it->second->easy.get());
+    --active_;
+  }
+  transfers_.erase(it);  // a waiting one is skipped when its turn comes
+  start_waiting();
 }
 
 void CurlHttp::poll(Millis timeout) {
@@ -194,6 +212,8 @@ void CurlHttp::finish_done_transfers() {
     curl_multi_remove_handle(multi_.get(), easy);
     auto node = transfers_.extract(id);
     if (node.empty()) continue;
+    --active_;
+    start_waiting();
     Transfer& transfer = *node.mapped();
     HttpResponse& response = transfer.response;
     if (result == CURLE_OK) {

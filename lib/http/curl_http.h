@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include <deque>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -19,6 +20,9 @@ struct CurlHttpOptions {
   std::optional<std::filesystem::path> extra_ca;  // added to the system trust store
   std::optional<std::string> proxy;               // else libcurl reads HTTPS_PROXY / NO_PROXY
   long max_host_connections = 4;  // requests queue for a connection instead of opening hundreds
+  // Transfers handed to libcurl at once; the rest wait here, so a request's timeout starts when
+  // it is really sent and 1,000 waiting requests cost a queue entry each, not a curl handle.
+  std::size_t max_active = 16;
   std::size_t max_body_bytes = 4 * 1024 * 1024;
 };
 
@@ -49,6 +53,7 @@ class CurlHttp final : public Http, public Poller {
   };
 
   void finish_done_transfers();
+  void start_waiting();
   static size_t on_body(char* data, size_t size, size_t count, void* user);
   static CURLcode on_ssl_ctx(CURL* curl, void* ssl_ctx, void* user);
 
@@ -58,7 +63,9 @@ class CurlHttp final : public Http, public Poller {
   std::unique_ptr<CURLSH, ShareDeleter> share_;
   std::string extra_ca_pem_;
   RequestId next_id_ = 1;
-  std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;
+  std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;  // active and waiting
+  std::deque<RequestId> waiting_;
+  std::size_t active_ = 0;
 };
 
 }  // namespace g2m
