@@ -135,7 +135,9 @@ void Simulator::handle_devicecode(const Request& req, Response& res, bool v1, bo
 void Simulator::handle_token(const Request& req, Response& res, bool v1, bool https) {
   const auto arrival = Clock::now();
   const auto form = form_of(req);
-  const auto grant_type = form_value(form, "grant_type");
+  auto grant_type = form_value(form, "grant_type");
+  // Entra also accepts the short alias `device_code` (msal-node sends it).
+  if (grant_type == "device_code") grant_type = kDeviceCodeGrant;
   const bool refresh = grant_type == "refresh_token";
   std::optional<Failure> failure;
   {

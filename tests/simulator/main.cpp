@@ -26,7 +26,10 @@ void configure(httplib::Server& server, const Options& options, const char* sche
   // connection holds a pool thread: both limits would distort connection-reuse tests.
   server.set_keep_alive_max_count(1000000);
   server.set_keep_alive_timeout(300);
-  server.new_task_queue = [] { return new httplib::ThreadPool(128); };
+  // Each kept-alive connection holds a worker thread: enough for a peer that opens hundreds.
+  server.new_task_queue = [] { return new httplib::ThreadPool(1024); };
+  // Without TCP_NODELAY a request on a kept-alive connection waits ~40 ms for delayed ACKs.
+  server.set_tcp_nodelay(true);
   server.set_payload_max_length(1024 * 1024);
   if (options.log) {
     // Method, path and status only: never a query, header or body (tokens, device codes).
