@@ -1,5 +1,6 @@
 #include "graph/graph_fetch.h"
 
+#include <algorithm>
 #include <charconv>
 #include <memory>
 
@@ -22,7 +23,9 @@ std::optional<Seconds> retry_after_of(const HttpResponse& r) {
   long long secs = 0;
   const auto& h = *r.retry_after;
   const auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), secs);
-  if (ec == std::errc() && ptr == h.data() + h.size()) return Seconds(std::max(0LL, secs));
+  if (ec == std::errc() && ptr == h.data() + h.size()) {
+    return Seconds(std::clamp(secs, 0LL, 365LL * 24 * 3600));  // a year at most
+  }
   if (auto when = parse_http_date(h)) {
     return std::max(Seconds(0),
                     std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now()));
@@ -156,6 +159,13 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     }
     if (merged->IsObject()) merged->RemoveMember("@odata.nextLink");
     r.body = json::to_string(*merged);
+    if (r.body.empty()) {
+      r.code = "invalid_json";
+      r.message = "Graph's pages hold a number JSON cannot carry";
+      r.body_is_json = false;
+      finish(std::move(r));
+      return;
+    }
     r.body_is_json = true;
     finish(std::move(r));
   }

@@ -13,6 +13,10 @@ namespace g2m {
 
 namespace {
 
+// Lifetimes and intervals beyond a year are nonsense from a broken or hostile server; clamping
+// keeps time arithmetic far from overflow.
+constexpr long long kMaxSeconds = 365LL * 24 * 3600;
+
 std::string first_line(const std::string& text) {
   const auto end = text.find_first_of("\r\n");
   return text.substr(0, end);
@@ -24,7 +28,7 @@ std::optional<Seconds> parse_retry_after(const std::optional<std::string>& heade
   const char* begin = header->data();
   const char* end = begin + header->size();
   const auto [ptr, ec] = std::from_chars(begin, end, secs);
-  if (ec == std::errc() && ptr == end) return Seconds(std::max(0LL, secs));
+  if (ec == std::errc() && ptr == end) return Seconds(std::clamp(secs, 0LL, kMaxSeconds));
   if (auto when = parse_http_date(*header)) {
     const auto delta =
         std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now());
@@ -95,7 +99,7 @@ AuthFailure classify_failure(const HttpResponse& response) {
         f.aadsts = it->value[0].GetInt();
       }
       if (auto interval = json::get_lenient_int(*doc, "interval"); interval && *interval > 0) {
-        f.interval = Seconds(*interval);
+        f.interval = Seconds(std::min(*interval, kMaxSeconds));
       }
       f.kind = (server_busy || f.error == "temporarily_unavailable") ? AuthFailure::Kind::transient
                                                                      : AuthFailure::Kind::oauth;
@@ -154,9 +158,9 @@ AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response)
   code.user_code = std::move(*user_code);
   code.verification_uri = std::move(*uri);
   code.verification_uri_complete = json::get_string(*doc, "verification_uri_complete");
-  code.expires_in = Seconds(*expires_in);
+  code.expires_in = Seconds(std::min(*expires_in, kMaxSeconds));
   if (auto interval = json::get_lenient_int(*doc, "interval"); interval && *interval > 0) {
-    code.interval = Seconds(*interval);
+    code.interval = Seconds(std::min(*interval, kMaxSeconds));
   }
   code.message =
       json::get_string(*doc, "message")
@@ -184,7 +188,7 @@ AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response) {
   t.refresh_token = Secret(json::get_string(*doc, "refresh_token").value_or(""));
   t.id_token = Secret(json::get_string(*doc, "id_token").value_or(""));
   if (auto expires_in = json::get_lenient_int(*doc, "expires_in"); expires_in && *expires_in > 0) {
-    t.expires_in = Seconds(*expires_in);
+    t.expires_in = Seconds(std::min(*expires_in, kMaxSeconds));
   }
   t.scopes = split_scopes(json::get_string(*doc, "scope").value_or(""));
   return t;

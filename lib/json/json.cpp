@@ -31,7 +31,12 @@ std::optional<long long> get_lenient_int(const rapidjson::Value& object, const c
   if (it == object.MemberEnd()) return std::nullopt;
   const auto& v = it->value;
   if (v.IsInt64()) return v.GetInt64();
-  if (v.IsDouble()) return static_cast<long long>(v.GetDouble());
+  if (v.IsDouble()) {
+    // Out-of-range doubles (1e300, inf) have no integer value: casting them is undefined.
+    const double d = v.GetDouble();
+    if (!(d > -9.2e18 && d < 9.2e18)) return std::nullopt;
+    return static_cast<long long>(d);
+  }
   if (v.IsString()) {
     long long out = 0;
     const char* begin = v.GetString();
@@ -58,7 +63,8 @@ std::optional<std::vector<std::string>> get_string_array(const rapidjson::Value&
 std::string to_string(const rapidjson::Value& value) {
   rapidjson::StringBuffer buffer;
   Writer writer(buffer);
-  value.Accept(writer);
+  // A number that overflowed to infinity while parsing cannot be written as JSON.
+  if (!value.Accept(writer)) return {};
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 

@@ -24,7 +24,7 @@ std::optional<long long> get_lenient_int(const rapidjson::Value& object, const c
 std::optional<std::vector<std::string>> get_string_array(const rapidjson::Value& object,
                                                          const char* key);
 
-// Serialises a value back to compact text.
+// Serialises a value back to compact text; "" when it cannot be JSON (an infinite number).
 std::string to_string(const rapidjson::Value& value);
 
 // Structural equality of two JSON texts (used for "publish only when it changes").

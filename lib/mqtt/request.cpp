@@ -45,6 +45,7 @@ std::variant<Request, RequestError> parse_request(const std::string& base_topic,
   const auto tx = req.body.FindMember("transaction");
   if (tx != req.body.MemberEnd() && !tx->value.IsNull()) {
     const std::string echoed = json::to_string(tx->value);
+    if (echoed.empty()) return RequestError{"`transaction` is a number out of range", std::nullopt};
     if (!tx->value.IsString() && !tx->value.IsNumber()) {
       return RequestError{"`transaction` must be a string or a number", echoed};
     }
