@@ -132,6 +132,15 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     }
     std::optional<std::string> next;
     if (doc->IsObject()) next = json::get_string(*doc, "@odata.nextLink");
+    if (max_pages > 1 && !doc->IsObject()) {
+      // Paging merges `value` arrays of objects: a page that is not one cannot be merged.
+      r.body.clear();
+      r.body_is_json = false;
+      r.code = "invalid_json";
+      r.message = "a page of Graph's answer is not a JSON object";
+      finish(std::move(r));
+      return;
+    }
     if (!merged) {
       merged = std::move(doc);
     } else {
