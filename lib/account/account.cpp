@@ -609,7 +609,7 @@ bool Account::persist_tokens() {
   AuthFailure f;
   f.error = "storage_error";
   f.description = result.message;
-  const Millis retry = Seconds(30);
+  const Millis retry = Seconds(5);
   emit_auth_error(f, retry);
   persist_retry_timer_.start_after(retry, [this] {
     if (persist_pending_) persist_tokens();
