@@ -26,7 +26,6 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
       loop_(loop),
       http_(http),
       log_(log),
-      store_(store),
       session_(loop, mqtt, log),
       endpoints_(config, loop, http, log),
       base_(config.mqtt.base_topic),

@@ -45,7 +45,6 @@ class Agent {
   EventLoop& loop_;
   Http& http_;
   Logger& log_;
-  TokenStore& store_;
   MqttSession session_;
   EndpointResolver endpoints_;
   std::vector<std::unique_ptr<Account>> accounts_;

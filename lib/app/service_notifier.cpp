@@ -6,7 +6,7 @@
 
 namespace g2m {
 
-ServiceNotifier::ServiceNotifier(EventLoop& loop) : loop_(loop), watchdog_(loop) {
+ServiceNotifier::ServiceNotifier(EventLoop& loop) : watchdog_(loop) {
   std::uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
     // Ping at half the watchdog period, as sd_watchdog_enabled(3) recommends.

@@ -19,7 +19,6 @@ class ServiceNotifier {
 
  private:
   void ping();
-  EventLoop& loop_;
   Timer watchdog_;
   Millis interval_{0};
 };

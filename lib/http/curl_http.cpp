@@ -48,7 +48,8 @@ std::string optional_header(CURL* easy, const char* name) {
 
 struct CurlHttp::Transfer {
   RequestId id = 0;
-  bool active = false;  // handed to the multi handle
+  std::string method_and_url;  // for the debug log: URLs carry no secrets (they go in bodies)
+  bool active = false;         // handed to the multi handle
   std::unique_ptr<CURL, EasyDeleter> easy;
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   std::string request_body;
@@ -120,6 +121,7 @@ Http::RequestId CurlHttp::send(HttpRequest request, Callback callback) {
   transfer->max_body = options_.max_body_bytes;
   CURL* easy = transfer->easy.get();
   const Millis timeout = request.timeout.value_or(options_.timeout);
+  transfer->method_and_url = request.method + " " + request.url;
 
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -229,6 +231,10 @@ void CurlHttp::finish_done_transfers() {
           transfer.error_buffer[0] != '\0' ? transfer.error_buffer : curl_easy_strerror(result);
       if (response.truncated) response.error_message = "response body too large";
       response.body.clear();
+    }
+    if (log_.enabled(LogLevel::debug)) {
+      log_.debug("http: ", transfer.method_and_url, " -> ",
+                 response.ok() ? std::to_string(response.status) : response.error_message);
     }
     auto callback = std::move(transfer.callback);
     HttpResponse out = std::move(response);

@@ -44,7 +44,8 @@ std::variant<Endpoints, std::string> parse_discovery(const std::string& body) {
 }
 
 EndpointResolver::EndpointResolver(const Config& config, EventLoop& loop, Http& http, Logger& log)
-    : config_(config), loop_(loop), http_(http), log_(log) {
+    : config_(config), http_(http), log_(log) {
+  (void)loop;  // discovery retries are driven by the accounts' own timers
   const auto& id = config_.identity;
   if (id.provider == Provider::oidc && id.device_authorization_endpoint && id.token_endpoint) {
     explicit_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt};

@@ -49,7 +49,6 @@ class EndpointResolver {
   void finish(const Result& result);
 
   const Config& config_;
-  EventLoop& loop_;
   Http& http_;
   Logger& log_;
   std::optional<Endpoints> discovered_;
