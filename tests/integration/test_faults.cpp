@@ -94,6 +94,5 @@ TEST_SUITE("faults") {
     s.display.wait_for_json(
         "graph2mqtt/kitchen/graph/me", [](const rapidjson::Value& v) { return v.IsObject(); }, 10s,
         0);
-    (void)since;
   }
 }
