@@ -40,7 +40,9 @@ TEST_SUITE("faults") {
       // Restarted: signed in from the stored tokens (the file is never lost on the way).
       s.wait_state("kitchen", "signed_in", since);
     }
-    CHECK(s.simulator.counters().rotated_token_reuse == 0);
+    // No rotated_token_reuse check here: a kill between the platform's answer and the write to
+    // disk leaves the previous refresh token, which Microsoft keeps valid; using it again is the
+    // correct recovery, and the other token tests assert zero reuse without crashes.
   }
 
   TEST_CASE("faults: a truncated token answer is retried and the sign-in completes") {
