@@ -72,3 +72,18 @@ TEST_CASE(
       "graph2mqtt/kitchen/graph/presence", [](const Message& m) { return m.payload.empty(); }, 10s,
       since);
 }
+
+TEST_CASE("storage: a token file deleted while running is written again at the next refresh") {
+  Scenario s;
+  s.sign_in();
+  const auto file = s.agent->storage_dir() / "kitchen.json";
+  REQUIRE(std::filesystem::exists(file));
+  std::filesystem::remove(file);
+  // The tokens in memory keep the account signed in.
+  auto status = s.display.request("status", R"({"account":"kitchen"})");
+  CHECK(json_str(status["data"], "state") == "signed_in");
+  auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "ok");
+  CHECK(poll_until([&] { return std::filesystem::exists(file); }, 10s));
+  CHECK_FALSE(try_parse_json(read_file(file)).HasParseError());
+}
