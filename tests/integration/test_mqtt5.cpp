@@ -232,8 +232,12 @@ TEST_CASE("mqtt5: after a broker restart auth/code is re-published with the seco
   // The broker crashes and loses its retained store; the code ages while it is away (so a
   // re-publication with the first interval would be seconds too long).
   const auto connects = s.display.connects();
+  const auto log_before = s.agent->log_text().size();
   s.broker.kill9();
-  std::this_thread::sleep_for(2s);
+  // Let the code age: wait until the agent has failed to reconnect at least once (≥ 1 s).
+  CHECK(poll_until(
+      [&] { return s.agent->log_text().find("error mqtt:", log_before) != std::string::npos; },
+      15s));
   const auto before_restart = s.display.mark();
   s.broker.start();
   s.display.wait_connects(connects + 1);
