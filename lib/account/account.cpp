@@ -65,8 +65,8 @@ class Account::Resource {
     if (!timer_.active() && !in_flight_) start_now();
   }
   void stop() {
+    published_ = false;  // the first fetch after a (new) sign-in is always published
     timer_.cancel();
-    last_body_.reset();
     ++epoch_;
     in_flight_ = false;
   }
@@ -103,13 +103,17 @@ class Account::Resource {
     if (result.success()) {
       failures_ = 0;
       retry_after_until_.reset();
-      auto doc = json::parse(result.body);
-      const bool changed = !last_body_ || !doc || !(*last_body_ == *doc);
-      if (changed || forced) owner_.ctx_.mqtt.set_retained(topic(), result.body);
-      if (doc) {
-        last_body_.emplace();
-        last_body_->CopyFrom(*doc, last_body_->GetAllocator());
+      // The body last published is the retained value the session keeps for reconnections: no
+      // second copy here. Equal bytes are equal JSON; otherwise compare as JSON.
+      const std::string* previous = owner_.ctx_.mqtt.retained_value(topic());
+      bool changed = previous == nullptr || previous->empty();
+      if (!changed && *previous != result.body) {
+        const auto before = json::parse(*previous);
+        const auto now = json::parse(result.body);
+        changed = !before || !now || !(*before == *now);
       }
+      if (changed || forced || !published_) owner_.ctx_.mqtt.set_retained(topic(), result.body);
+      published_ = true;
       // Up to 5 % jitter so many accounts with the same schedule spread out.
       const auto jitter = Millis(static_cast<long long>(
           static_cast<double>(std::chrono::duration_cast<Millis>(every).count()) * 0.05 *
@@ -140,8 +144,8 @@ class Account::Resource {
   Account& owner_;
   const ResourceConfig& config_;
   Timer timer_;
-  std::optional<rapidjson::Document> last_body_;
   int failures_ = 0;
+  bool published_ = false;
   bool in_flight_ = false;
   std::uint64_t epoch_ = 0;
   std::optional<SteadyTime> retry_after_until_;
