@@ -83,6 +83,11 @@ TEST_SUITE("faults") {
   TEST_CASE("faults: a 401 storm on Graph refreshes once per fetch, then backs off") {
     Scenario s;
     s.sign_in();
+    // The fetches right after sign-in are done before the storm starts (the next is 30 s away).
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence",
+                            [](const rapidjson::Value& v) { return v.IsObject(); });
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/me",
+                            [](const rapidjson::Value& v) { return v.IsObject(); });
     const auto refreshes_before = s.simulator.counters().refresh;
     s.simulator.fail(
         R"({"endpoint":"/v1.0/me/presence","count":50,"status":401,"error":"InvalidAuthenticationToken"})");
