@@ -96,28 +96,22 @@ std::vector<std::pair<std::string, std::string>> discovery_messages(const Config
         false);
     const std::string press =
         json::object([&](json::Fields& f) { f.str("account", account.name); });
-    entity(
-        "button", "sign_in",
-        [&](json::Fields& f) {
-          f.str("name", "Sign in")
-              .str("command_topic", base + "/bridge/request/login")
-              .str("payload_press", press)
-              .num("qos", 1)
-              .boolean("retain", false)
-              .str("icon", "mdi:login");
-        },
-        false);
-    entity(
-        "button", "sign_out",
-        [&](json::Fields& f) {
-          f.str("name", "Sign out")
-              .str("command_topic", base + "/bridge/request/logout")
-              .str("payload_press", press)
-              .num("qos", 1)
-              .boolean("retain", false)
-              .str("icon", "mdi:logout");
-        },
-        false);
+    // The sign-in and sign-out buttons differ only in their request and label.
+    auto button = [&](const char* key, const char* name, const char* action, const char* icon) {
+      entity(
+          "button", key,
+          [&](json::Fields& f) {
+            f.str("name", name)
+                .str("command_topic", base + "/bridge/request/" + action)
+                .str("payload_press", press)
+                .num("qos", 1)
+                .boolean("retain", false)
+                .str("icon", icon);
+          },
+          false);
+    };
+    button("sign_in", "Sign in", "login", "mdi:login");
+    button("sign_out", "Sign out", "logout", "mdi:logout");
     for (const auto& r : account.resources) {
       const std::string topic = account_topic + "/graph/" + r.name;
       const bool presence = ends_with(route_of(r.path), "/presence");

@@ -108,6 +108,8 @@ bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds tim
   const auto deadline = SteadyClock::now() + timeout;
   while (!done()) {
     if (SteadyClock::now() >= deadline) return false;
+    // A polling step of a deadline-bounded wait, for states nothing notifies us of (a file, a
+    // process exit): not a guess at how long something takes.
     std::this_thread::sleep_for(5ms);
   }
   return true;
