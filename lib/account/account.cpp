@@ -327,6 +327,19 @@ void Account::clear_graph_topics() {
 
 // --- sign-in ------------------------------------------------------------------------------------
 
+bool Account::signing_in() const {
+  return phase_ != Phase::idle;
+}
+
+std::optional<SteadyTime> Account::code_expires_at() const {
+  if (phase_ == Phase::polling && flow_) return flow_->expires_at();
+  return std::nullopt;
+}
+
+bool Account::login_would_start(bool force) const {
+  return phase_ == Phase::idle && (state_ != AuthState::signed_in || force);
+}
+
 void Account::login(bool force, Reply reply) {
   if (phase_ == Phase::requesting) {
     // The first login's device-code request is in flight: this one gets the same outcome.

@@ -65,6 +65,13 @@ class Account {
 
   const std::string& name() const { return config_.name; }
   AuthState state() const { return state_; }
+  // A sign-in is under way: a device code is being requested or waits for the user.
+  bool signing_in() const;
+  // When the code this account waits with expires (none while it is still being requested).
+  std::optional<SteadyTime> code_expires_at() const;
+  // A `login` would start a new sign-in (rather than join the one under way or find the
+  // account signed in).
+  bool login_would_start(bool force) const;
 
   // Loads stored tokens and publishes the initial retained state (CONTRACT §1 "Always").
   void start();

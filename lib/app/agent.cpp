@@ -51,6 +51,30 @@ Account* Agent::find_account(const std::string& name) {
   return nullptr;
 }
 
+std::optional<CommandResult> Agent::sign_in_cap_reached() const {
+  const auto cap = static_cast<std::size_t>(config_.identity.max_pending_sign_ins);
+  std::size_t under_way = 0;
+  std::optional<SteadyTime> first_expiry;
+  for (const auto& a : accounts_) {
+    if (!a->signing_in()) continue;
+    ++under_way;
+    if (auto at = a->code_expires_at(); at && (!first_expiry || *at < *first_expiry)) {
+      first_expiry = at;
+    }
+  }
+  if (under_way < cap) return std::nullopt;
+  // A place frees up at the latest when the first waiting code expires.
+  long long wait = 10;
+  if (first_expiry) {
+    const auto left = std::chrono::ceil<Seconds>(*first_expiry - loop_.clock().steady());
+    wait = std::max<long long>(1, left.count());
+  }
+  return CommandResult::failure(
+      std::to_string(under_way) + " sign-ins are already waiting for a user (at most " +
+          std::to_string(cap) + " at once: identity.max_pending_sign_ins); try again later",
+      wait);
+}
+
 void Agent::start() {
   session_.set_retained(base_ + "/bridge/state", R"({"state":"online"})");
   session_.set_retained(base_ + "/bridge/info", json::object([&](json::Fields& f) {
@@ -222,6 +246,12 @@ void Agent::dispatch(Request request) {
         return;
       }
       force = it->value.GetBool();
+    }
+    if (account->login_would_start(force)) {
+      if (auto refused = sign_in_cap_reached()) {
+        reply(*refused);
+        return;
+      }
     }
     account->login(force, reply);
   } else if (action == "logout") {

@@ -38,6 +38,8 @@ class Agent {
   void dispatch(Request request);
   void send_reply(const std::string& action, const std::optional<std::string>& response_topic,
                   const std::optional<std::string>& correlation_data, const std::string& payload);
+  // An error reply when identity.max_pending_sign_ins accounts are already signing in.
+  std::optional<CommandResult> sign_in_cap_reached() const;
   void watch_token_files();
   void diagnose_tls();
 

@@ -30,6 +30,7 @@ constexpr std::chrono::seconds kMinEvery{5};
 constexpr std::chrono::seconds kMaxEvery{365 * 86400};
 constexpr std::chrono::seconds kMaxTimeout{86400};
 constexpr int kMaxPages = 50;
+constexpr long long kMaxPendingSignIns = 100000;
 
 std::string join_lines(const std::vector<std::string>& lines) {
   std::string out;
@@ -229,7 +230,8 @@ class Validator {
     const auto m = MapView::open(diag_, *field);
     if (!m) return;
     m->check_known(diag_, {"provider", "authority", "graph", "protocol", "ca", "timeout", "proxy",
-                           "issuer", "device_authorization_endpoint", "token_endpoint", "api"});
+                           "max_pending_sign_ins", "issuer", "device_authorization_endpoint",
+                           "token_endpoint", "api"});
     auto& out = cfg_.identity;
     if (auto f = m->get("provider")) {
       if (auto s = config_detail::read_string(diag_, *f)) {
@@ -274,6 +276,15 @@ class Validator {
       }
     }
     if (auto f = m->get("proxy")) proxy(*f);
+    if (auto f = m->get("max_pending_sign_ins")) {
+      if (auto n = config_detail::read_int(diag_, *f)) {
+        if (*n < 1 || *n > kMaxPendingSignIns) {
+          diag_.error(f->line, f->path, "must be between 1 and 100000");
+        } else {
+          out.max_pending_sign_ins = static_cast<int>(*n);
+        }
+      }
+    }
 
     const std::pair<const char*, std::optional<std::string>*> oidc_urls[] = {
         {"issuer", &out.issuer},

@@ -41,6 +41,9 @@ struct IdentityConfig {
   std::optional<std::filesystem::path> ca;
   std::chrono::seconds timeout{30};
   std::optional<std::string> proxy;
+  // At most this many accounts wait for a user at once (an abuse limit: each waiting sign-in is a
+  // live code someone could phish with, and the platform throttles floods of device codes).
+  int max_pending_sign_ins = 1000;
   // provider: oidc
   std::optional<std::string> issuer;
   std::optional<std::string> device_authorization_endpoint;

@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -229,6 +230,16 @@ void CurlHttp::finish_done_transfers() {
       response.error = response.truncated ? TransportError::network : classify(result);
       response.error_message =
           transfer.error_buffer[0] != '\0' ? transfer.error_buffer : curl_easy_strerror(result);
+      // curl says "Couldn't connect to server" for every kind of connect failure: add the
+      // system's reason (connection refused, no route to host, ...) so the operator knows which.
+      long os_errno = 0;
+      if (result == CURLE_COULDNT_CONNECT &&
+          curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno != 0) {
+        const std::string reason = std::strerror(static_cast<int>(os_errno));
+        if (response.error_message.find(reason) == std::string::npos) {
+          response.error_message += " (" + reason + ")";
+        }
+      }
       if (response.truncated) response.error_message = "response body too large";
       response.body.clear();
     }

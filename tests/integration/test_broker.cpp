@@ -114,8 +114,9 @@ std::vector<Message> events_since(const MqttProbe& display, std::size_t since) {
 }  // namespace
 
 TEST_CASE(
-    "broker: killed during a sign-in, the approved sign-in completes and the broker is "
-    "whole again within 1 s of the reconnection") {
+    "broker: killed during a sign-in: the approved sign-in completes and the broker is whole again "
+    "within 1 s of the reconnection" *
+    doctest::test_suite("faults")) {
   Scenario s;
   auto& d = s.display;
   const std::string code = s.login();
@@ -189,8 +190,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "broker: killed while signed in, the broker gets the current values back within 1 s "
-    "and the events of the outage arrive after them") {
+    "broker: killed while signed in: the broker gets the current values back within 1 s and the "
+    "events of the outage arrive after them" *
+    doctest::test_suite("faults")) {
   ScenarioOptions options;
   options.accounts = kitchen_with(
       "    me: { path: \"/me?$select=displayName,mail\", every: 1h }\n"
@@ -266,8 +268,61 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "broker: a broker that is down when the agent starts: the agent keeps retrying, backing "
-    "off, and connects when it comes up") {
+    "broker: killed during a refresh: the refresh completes with its tokens on disk and its state "
+    "and event arrive after the restart" *
+    doctest::test_suite("faults")) {
+  Scenario s;
+  auto& d = s.display;
+  s.sign_in();
+  d.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
+  d.wait_for_json("graph2mqtt/kitchen/graph/me", is_object);
+  const auto file = s.agent->storage_dir() / "kitchen.json";
+  const std::string stored = read_file(file);
+  const long refreshes = s.simulator.counters().refresh;
+
+  // The platform takes 1.5 s to answer: the broker dies while the refresh is under way.
+  s.simulator.fail(R"({"endpoint":"refresh","delay_ms":1500})");
+  d.publish("graph2mqtt/bridge/request/refresh", R"({"account":"kitchen"})");
+  REQUIRE(poll_until([&] { return s.simulator.counters().refresh == refreshes + 1; }, 10s));
+  const std::size_t connects = d.connects();
+  s.broker.kill9();
+
+  // The refresh completes without the broker: the new tokens are on disk, whole.
+  const bool written = poll_until(
+      [&] {
+        const auto text = read_file(file);
+        return text != stored && !try_parse_json(text).HasParseError();
+      },
+      15s);
+  REQUIRE_MESSAGE(written, "no new token file while the broker was down:\n" << s.agent->log_text());
+
+  const std::size_t since = d.mark();
+  restart_between_attempts(s);
+  d.wait_connects(connects + 1);
+  const Message first = first_after_restart(d, since);
+  const auto back = first.arrived;
+  const Message state = republished(
+      d, "graph2mqtt/kitchen/auth/state",
+      json_where([](const rapidjson::Value& v) { return json_str(v, "state") == "signed_in"; }),
+      since, back);
+  check_retained_signed_in(d, back, "Available");
+  // The event of the refresh comes after the retained state, and agrees with it.
+  const Message refreshed = s.wait_event("kitchen", "token_refreshed", since, 5s);
+  CHECK(refreshed.index > state.index);
+  CHECK(json_str(refreshed.json(), "expires_at") == json_str(state.json(), "expires_at"));
+
+  // What is stored is the newest refresh token: the next refresh uses it, not a rotated one.
+  const auto reply = d.request("refresh", R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "ok");
+  CHECK(s.simulator.counters().refresh == refreshes + 2);
+  CHECK(s.simulator.counters().rotated_token_reuse == 0);
+  CHECK(s.simulator.counters().devicecode == 1);
+}
+
+TEST_CASE(
+    "broker: a broker that is down when the agent starts: the agent keeps retrying with backoff "
+    "and connects when it comes up" *
+    doctest::test_suite("faults")) {
   BrokerWorld w(BrokerWorldOptions{.secured = false});
   w.broker.stop();
   const auto started = Clock::now();

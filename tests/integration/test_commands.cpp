@@ -507,3 +507,55 @@ TEST_CASE("commands: a transient device-code failure gets an error reply with re
   CHECK(json_str(code.json(), "user_code").size() == 9);
   CHECK(s.simulator.counters().devicecode == 2);
 }
+
+TEST_CASE("commands: identity.max_pending_sign_ins caps the sign-ins that wait for a user") {
+  ScenarioOptions options;
+  options.accounts =
+      kitchen_account() + hall_account() + "porch:\n  client_id: " + kHallClientId + "\n";
+  options.identity_extra = "max_pending_sign_ins: 2\n";
+  Scenario s(options);
+  s.wait_state("porch", "signed_out");
+  auto& d = s.display;
+
+  const auto kitchen_code = s.login("kitchen");
+  s.login("hall");
+  const long requested = s.simulator.counters().devicecode;
+  // A third account would be the third code out at once: refused, with a time to come back
+  // (at the latest when the first code expires), and nothing sent to the platform.
+  {
+    const auto since = d.mark();
+    auto reply = d.request("login", R"({"account":"porch"})");
+    REQUIRE(is_error_reply(reply));
+    CHECK(lower(json_str(reply, "error")).find("max_pending_sign_ins") != std::string::npos);
+    REQUIRE(reply["retry_in"].IsInt());
+    CHECK(reply["retry_in"].GetInt() >= 1);
+    CHECK(reply["retry_in"].GetInt() <= 900);
+    CHECK(s.simulator.counters().devicecode == requested);
+    CHECK(json_str(retained_state(s, "porch"), "state") == "signed_out");
+    CHECK_FALSE(d.retained_value(s.topic("porch", "auth/code")).has_value());
+    d.sync();
+    for (const auto& m : d.messages(s.topic("porch", "events"))) CHECK(m.index < since);
+  }
+  // A login for an account that is already waiting joins its sign-in: not refused.
+  {
+    auto reply = d.request("login", R"({"account":"hall"})");
+    CHECK(is_ok_reply(reply));
+    CHECK(json_str(reply["data"], "state") == "pending");
+  }
+  // Once one sign-in ends (the kitchen user approves), the third may start.
+  {
+    const auto since = d.mark();
+    s.simulator.approve(kitchen_code);
+    s.wait_state("kitchen", "signed_in", since);
+    s.login("porch");
+    CHECK(s.simulator.counters().devicecode == requested + 1);
+  }
+  // A forced sign-in of a signed-in account is a new sign-in too, so the cap applies to it.
+  {
+    auto reply = d.request("login", R"({"account":"kitchen","force":true})");
+    CHECK(is_error_reply(reply));
+    CHECK(reply["retry_in"].IsInt());
+    CHECK(json_str(retained_state(s, "kitchen"), "state") == "signed_in");
+  }
+  CHECK(s.simulator.counters().interval_violations == 0);
+}

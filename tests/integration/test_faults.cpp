@@ -4,9 +4,58 @@
 
 #include <random>
 
-#include "scenario.h"
+#include "harness_fault_proxy.h"
+#include "scenario_broker.h"
 
 using namespace g2m::test;
+
+namespace {
+
+enum class Route { identity, graph };
+
+// A test world whose agent reaches the identity platform (or Graph) through a FaultProxy, so
+// the test can make the platform refuse connections and come back on the same port.
+struct ProxiedWorld {
+  explicit ProxiedWorld(Route route) : s(), proxy(s.simulator.https_port()) {
+    auto config = s.config;
+    if (route == Route::identity) {
+      config.authority = proxy.https_url();
+    } else {
+      config.graph = proxy.https_url() + "/v1.0";
+    }
+    s.agent->stop();
+    s.agent->write_config(config);
+    const auto since = s.display.mark();
+    s.agent->start();
+    s.wait_online(since);
+  }
+  Scenario s;
+  FaultProxy proxy;
+};
+
+std::filesystem::path token_file(Scenario& s) {
+  return s.agent->storage_dir() / "kitchen.json";
+}
+
+bool mentions(const std::string& text, const std::string& word) {
+  return lower(text).find(word) != std::string::npos;
+}
+
+// A resource refresh command, repeated while the per-second command limit refuses it.
+rapidjson::Document refresh_resource(Scenario& s, const std::string& resource) {
+  rapidjson::Document reply;
+  const std::string body = R"({"account":"kitchen","resource":")" + resource + R"("})";
+  poll_until(
+      [&] {
+        reply = s.display.request("refresh", body);
+        return json_str(reply, "status") == "ok" ||
+               !mentions(json_str(reply, "error"), "per second");
+      },
+      10s);
+  return reply;
+}
+
+}  // namespace
 
 TEST_SUITE("faults") {
   TEST_CASE("faults: SIGKILL at 20 points of sign-ins and refreshes never leaves a corrupt file") {
@@ -80,7 +129,7 @@ TEST_SUITE("faults") {
           "signed_out");
   }
 
-  TEST_CASE("faults: a 401 storm on Graph refreshes once per fetch, then backs off") {
+  TEST_CASE("faults: a 401 storm on Graph refreshes once per fetch and then backs off") {
     Scenario s;
     s.sign_in();
     // The fetches right after sign-in are done before the storm starts (the next is 30 s away).
@@ -101,5 +150,208 @@ TEST_SUITE("faults") {
     s.display.wait_for_json(
         "graph2mqtt/kitchen/graph/me", [](const rapidjson::Value& v) { return v.IsObject(); }, 10s,
         0);
+  }
+
+  TEST_CASE("faults: an identity platform that refuses connections gets the login retried") {
+    ProxiedWorld w(Route::identity);
+    auto& s = w.s;
+    w.proxy.refuse();
+    const auto since = s.display.mark();
+    auto reply = s.display.request("login", R"({"account":"kitchen"})");
+    CHECK(json_str(reply, "status") == "error");
+    REQUIRE(reply["retry_in"].IsInt());
+    auto error = s.wait_event("kitchen", "auth_error", since).json();
+    CHECK(json_str(error, "error") == "network_error");
+    CHECK_MESSAGE(mentions(json_str(error, "description"), "refused"), to_json(error));
+    REQUIRE(error["retry_in"].IsInt());
+    CHECK(s.simulator.counters().devicecode == 0);
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") !=
+          "signed_in");
+
+    // Back on the same port: the agent's own retry gets the code, and the sign-in completes.
+    w.proxy.accept_again();
+    const auto code = s.display.wait_for_json(
+        s.topic("kitchen", "auth/code"), [](const rapidjson::Value& v) { return v.IsObject(); },
+        std::chrono::seconds(error["retry_in"].GetInt() + 15), since);
+    s.simulator.approve(json_str(code.json(), "user_code"));
+    s.wait_state("kitchen", "signed_in", since, 30s);
+    CHECK(s.simulator.counters().interval_violations == 0);
+    CHECK(std::filesystem::exists(token_file(s)));
+  }
+
+  TEST_CASE("faults: a refresh while the identity platform refuses connections keeps the tokens") {
+    ProxiedWorld w(Route::identity);
+    auto& s = w.s;
+    s.sign_in();
+    const auto stored = read_file(token_file(s));
+    const long refreshes = s.simulator.counters().refresh;
+    w.proxy.refuse();
+
+    const auto since = s.display.mark();
+    auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
+    CHECK(json_str(reply, "status") == "error");
+    REQUIRE(reply["retry_in"].IsInt());
+    auto error = s.wait_event("kitchen", "auth_error", since).json();
+    CHECK(json_str(error, "error") == "network_error");
+    REQUIRE(error["retry_in"].IsInt());
+    // Nothing lost: the same tokens on disk, still signed in, nothing reached the platform.
+    CHECK(read_file(token_file(s)) == stored);
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+          "signed_in");
+    CHECK(s.simulator.counters().refresh == refreshes);
+
+    // Back: the agent's retry refreshes, and the new tokens are on disk.
+    w.proxy.accept_again();
+    s.wait_event("kitchen", "token_refreshed", since,
+                 std::chrono::seconds(error["retry_in"].GetInt() + 15));
+    CHECK(s.simulator.counters().refresh == refreshes + 1);
+    const auto now_stored = read_file(token_file(s));
+    CHECK(now_stored != stored);
+    CHECK_FALSE(try_parse_json(now_stored).HasParseError());
+    CHECK(s.simulator.counters().rotated_token_reuse == 0);
+  }
+
+  TEST_CASE("faults: token polls reset mid-response are retried at the interval") {
+    Scenario s;
+    s.simulator.fail(R"({"endpoint":"token","count":2,"reset":true})");
+    const auto since = s.display.mark();
+    const auto code = s.login();
+    auto error = s.wait_event("kitchen", "auth_error", since).json();
+    CHECK(json_str(error, "error") == "network_error");
+    CHECK(error["retry_in"].IsInt());
+    // The code is still good: the sign-in waits on and completes once the user approves.
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+          "pending");
+    s.simulator.approve(code);
+    s.wait_state("kitchen", "signed_in", since, 30s);
+    // The reset polls count as polls: none of the retries came sooner than the interval.
+    CHECK(s.simulator.counters().interval_violations == 0);
+  }
+
+  TEST_CASE("faults: a refresh answer reset mid-response leaves the tokens and is retried") {
+    Scenario s;
+    s.sign_in();
+    const auto stored = read_file(token_file(s));
+    s.simulator.fail(R"({"endpoint":"refresh","reset":true})");
+    const auto since = s.display.mark();
+    auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
+    CHECK(json_str(reply, "status") == "error");
+    REQUIRE(reply["retry_in"].IsInt());
+    auto error = s.wait_event("kitchen", "auth_error", since).json();
+    CHECK(json_str(error, "error") == "network_error");
+    CHECK_MESSAGE(mentions(json_str(error, "description"), "reset"), to_json(error));
+    CHECK(read_file(token_file(s)) == stored);
+    s.wait_event("kitchen", "token_refreshed", since,
+                 std::chrono::seconds(reply["retry_in"].GetInt() + 15));
+    CHECK(read_file(token_file(s)) != stored);
+    CHECK(s.simulator.counters().rotated_token_reuse == 0);
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+          "signed_in");
+  }
+
+  TEST_CASE("faults: a Graph answer reset mid-response fails that resource only") {
+    Scenario s;
+    s.sign_in();
+    const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/me", is_object);
+    const auto presence = s.display.retained_value("graph2mqtt/kitchen/graph/presence");
+    s.simulator.fail(R"({"endpoint":"/v1.0/me/presence","reset":true})");
+    const auto since = s.display.mark();
+    auto reply = refresh_resource(s, "presence");
+    CHECK(json_str(reply, "status") == "error");
+    CHECK(mentions(json_str(reply, "error"), "network_error"));
+    auto error = s.wait_event("kitchen", "graph_error", since).json();
+    CHECK(json_str(error, "resource") == "presence");
+    CHECK(error["status"].IsNull());
+    CHECK(json_str(error, "code") == "network_error");
+    CHECK(error["retry_in"].IsInt());
+    // The last good body stays; the other resource and the tokens are untouched.
+    CHECK(s.display.retained_value("graph2mqtt/kitchen/graph/presence") == presence);
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+          "signed_in");
+    auto me = refresh_resource(s, "me");
+    CHECK(json_str(me, "status") == "ok");
+    // The next fetch publishes again.
+    s.simulator.config(R"({"presence":{"availability":"Busy","activity":"InACall"}})");
+    CHECK(json_str(refresh_resource(s, "presence"), "status") == "ok");
+    s.display.wait_for_json(
+        "graph2mqtt/kitchen/graph/presence",
+        [](const rapidjson::Value& v) { return json_str(v, "availability") == "Busy"; }, 10s,
+        since);
+  }
+
+  TEST_CASE("faults: Graph refusing connections fails the fetches but not the sign-in") {
+    ProxiedWorld w(Route::graph);
+    auto& s = w.s;
+    s.sign_in();
+    const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/me", is_object);
+    const auto stored = read_file(token_file(s));
+    const long refreshes = s.simulator.counters().refresh;
+    w.proxy.refuse();
+
+    const auto since = s.display.mark();
+    auto reply = refresh_resource(s, "presence");
+    CHECK(json_str(reply, "status") == "error");
+    auto error = s.wait_event("kitchen", "graph_error", since).json();
+    CHECK(json_str(error, "resource") == "presence");
+    CHECK(error["status"].IsNull());
+    CHECK(json_str(error, "code") == "network_error");
+    CHECK(mentions(json_str(error, "message"), "refused"));
+    CHECK(error["retry_in"].IsInt());
+    // A network failure is not a 401: no refresh, the same tokens, still signed in.
+    CHECK(s.simulator.counters().refresh == refreshes);
+    CHECK(read_file(token_file(s)) == stored);
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+          "signed_in");
+
+    w.proxy.accept_again();
+    s.simulator.config(R"({"presence":{"availability":"Away","activity":"Away"}})");
+    CHECK(json_str(refresh_resource(s, "presence"), "status") == "ok");
+    s.display.wait_for_json(
+        "graph2mqtt/kitchen/graph/presence",
+        [](const rapidjson::Value& v) { return json_str(v, "availability") == "Away"; }, 10s,
+        since);
+  }
+
+  TEST_CASE(
+      "faults: a Graph answer that hangs past identity.timeout or comes truncated fails "
+      "that fetch only") {
+    ScenarioOptions options;
+    options.identity_extra = "timeout: 2s\n";
+    Scenario s(options);
+    s.sign_in();
+    const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
+    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
+    const auto presence = s.display.retained_value("graph2mqtt/kitchen/graph/presence");
+
+    // Hangs: the fetch gives up after the timeout.
+    s.simulator.fail(R"({"endpoint":"/v1.0/me/presence","delay_ms":4000})");
+    auto since = s.display.mark();
+    CHECK(json_str(refresh_resource(s, "presence"), "status") == "error");
+    auto error = s.wait_event("kitchen", "graph_error", since).json();
+    CHECK(json_str(error, "resource") == "presence");
+    CHECK(error["status"].IsNull());
+    CHECK(json_str(error, "code") == "timeout");
+    CHECK(error["retry_in"].IsInt());
+
+    // Truncated: a 200 whose JSON stops half-way is not published.
+    s.simulator.fail(
+        R"({"endpoint":"/v1.0/me/presence","status":200,"content_type":"application/json",)"
+        R"("body":"{\"availability\":\"Bu"})");
+    since = s.display.mark();
+    auto reply = refresh_resource(s, "presence");
+    CHECK(json_str(reply, "status") == "ok");
+    error = s.wait_event("kitchen", "graph_error", since).json();
+    CHECK(json_str(error, "code") == "invalid_json");
+    CHECK(error["status"].GetInt() == 200);
+
+    // Neither touched the last good body, the tokens or the state.
+    CHECK(s.display.retained_value("graph2mqtt/kitchen/graph/presence") == presence);
+    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+          "signed_in");
+    CHECK(s.simulator.counters().refresh == 0);
   }
 }

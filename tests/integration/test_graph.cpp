@@ -297,8 +297,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "graph: a 429 with Retry-After: graph_error with retry_in, no retry before that time, "
-    "and the other resource keeps updating") {
+    "graph: a 429 with Retry-After: graph_error with retry_in and no retry before that time while "
+    "the other resource keeps updating" *
+    doctest::test_suite("faults")) {
   Scenario s(
       with_resources("    me: { path: /me, every: 5s }\n"
                      "    presence: { path: /me/presence, every: 5s }\n"));
@@ -341,7 +342,8 @@ TEST_CASE(
 
 TEST_CASE(
     "graph: a 503 with Retry-After in seconds or as an HTTP date is retried after that "
-    "time") {
+    "time" *
+    doctest::test_suite("faults")) {
   Scenario s(with_resources("    presence: { path: /me/presence, every: 1h }\n"));
   auto& d = s.display;
   // First fetch: 503, Retry-After 2 (seconds). The retry: 503, Retry-After as an HTTP date.
@@ -382,7 +384,8 @@ TEST_CASE(
 
 TEST_CASE(
     "graph: a 200 whose body is not JSON: graph_error invalid_json and nothing is "
-    "published") {
+    "published" *
+    doctest::test_suite("faults")) {
   Scenario s(
       with_resources("    me: { path: \"/me?$select=displayName\", every: 1h }\n"
                      "    presence: { path: /me/presence, every: 5s }\n"));
@@ -416,8 +419,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "graph: a 404: graph_error and an exponential backoff from every, other resources "
-    "unaffected") {
+    "graph: a 404: graph_error and an exponential backoff from every while other resources are "
+    "unaffected" *
+    doctest::test_suite("faults")) {
   Scenario s(
       with_resources("    missing: { path: /me/nothing, every: 5s }\n"
                      "    presence: { path: /me/presence, every: 1h }\n"));

@@ -41,7 +41,8 @@ TEST_CASE("service: SIGHUP applies a changed configuration") {
   CHECK(json_str(reply, "status") == "ok");
 }
 
-TEST_CASE("service: SIGTERM publishes offline and exits 0 within 2 seconds") {
+TEST_CASE("service: SIGTERM publishes offline and exits 0 within 2 seconds" *
+          doctest::test_suite("faults")) {
   Scenario s;
   const auto since = s.display.mark();
   CHECK(s.agent->stop(2s) == 0);  // nullopt (and a SIGKILL) if it had not exited by then

@@ -498,13 +498,15 @@ TEST_CASE("sign-in: Microsoft's own HTTP 200 error for a bad tenant is an error"
 
 // --- transient failures -------------------------------------------------------------------------
 
-TEST_CASE("sign-in: a 503 while polling is retried and the sign-in still completes") {
+TEST_CASE("sign-in: a 503 while polling is retried and the sign-in still completes" *
+          doctest::test_suite("faults")) {
   Scenario s;
   wait_started(s);
   check_transient_poll_failure(s, R"({"endpoint":"token","count":1,"status":503})", "http_503");
 }
 
-TEST_CASE("sign-in: temporarily_unavailable while polling is retried") {
+TEST_CASE("sign-in: temporarily_unavailable while polling is retried" *
+          doctest::test_suite("faults")) {
   Scenario s;
   wait_started(s);
   check_transient_poll_failure(
@@ -514,7 +516,8 @@ TEST_CASE("sign-in: temporarily_unavailable while polling is retried") {
       "temporarily_unavailable");
 }
 
-TEST_CASE("sign-in: a 200 whose body is not JSON while polling is retried") {
+TEST_CASE("sign-in: a 200 whose body is not JSON while polling is retried" *
+          doctest::test_suite("faults")) {
   Scenario s;
   wait_started(s);
   check_transient_poll_failure(
@@ -522,7 +525,7 @@ TEST_CASE("sign-in: a 200 whose body is not JSON while polling is retried") {
       "invalid_response");
 }
 
-TEST_CASE("sign-in: a 429 while polling honours Retry-After") {
+TEST_CASE("sign-in: a 429 while polling honours Retry-After" * doctest::test_suite("faults")) {
   Scenario s;
   wait_started(s);
   s.simulator.fail(R"({"endpoint":"token","count":1,"status":429,"retry_after":"3"})");
@@ -546,7 +549,8 @@ TEST_CASE("sign-in: a 429 while polling honours Retry-After") {
   check_protocol_followed(s);
 }
 
-TEST_CASE("sign-in: a poll that outlasts identity.timeout is retried") {
+TEST_CASE("sign-in: a poll that outlasts identity.timeout is retried" *
+          doctest::test_suite("faults")) {
   ScenarioOptions options;
   options.identity_extra = "timeout: 2s\n";
   Scenario s(options);
@@ -556,7 +560,8 @@ TEST_CASE("sign-in: a poll that outlasts identity.timeout is retried") {
 }
 
 TEST_CASE(
-    "sign-in: a 503 from /devicecode gets an error reply with retry_in, and the agent retries") {
+    "sign-in: a 503 from /devicecode gets an error reply with retry_in and the agent retries" *
+    doctest::test_suite("faults")) {
   Scenario s;
   wait_started(s);
   s.simulator.fail(R"({"endpoint":"devicecode","count":1,"status":503,"retry_after":"1"})");

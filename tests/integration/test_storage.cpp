@@ -2,7 +2,12 @@
 // as root, which file modes do not stop, so the folder is made immutable with chattr.
 #include <doctest/doctest.h>
 
+#include <sys/mount.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 
 #include "scenario.h"
 
@@ -20,11 +25,34 @@ struct ImmutableGuard {
   std::filesystem::path dir;
   ~ImmutableGuard() { set_immutable(dir, false); }
 };
+
+// A tiny tmpfs mounted over a folder for the length of a test: a disk that really fills up.
+struct TinyDisk {
+  explicit TinyDisk(std::filesystem::path where) : dir(std::move(where)) {
+    mounted = ::mount("g2m-tiny", dir.c_str(), "tmpfs", 0, "size=256k,mode=0700") == 0;
+    if (!mounted) why = std::strerror(errno);
+  }
+  ~TinyDisk() {
+    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
+  }
+  // Writes a filler file until the disk says it is full.
+  void fill() {
+    std::ofstream out(dir / "filler", std::ios::binary);
+    const std::string block(4096, 'x');
+    while (out.write(block.data(), static_cast<std::streamsize>(block.size())) && out.flush()) {
+    }
+  }
+  void free_space() { std::filesystem::remove(dir / "filler"); }
+  std::filesystem::path dir;
+  bool mounted = false;
+  std::string why{};
+};
 }  // namespace
 
 TEST_CASE(
-    "storage: a token file that cannot be written keeps the tokens, says storage_error, and is "
-    "retried") {
+    "storage: a token file that cannot be written keeps the tokens and says storage_error until a "
+    "retry succeeds" *
+    doctest::test_suite("faults")) {
   Scenario s;
   s.sign_in();
   const auto file = s.agent->storage_dir() / "kitchen.json";
@@ -54,7 +82,8 @@ TEST_CASE(
 
 TEST_CASE(
     "storage: logout when the token file cannot be deleted replies with an error and still signs "
-    "out") {
+    "out" *
+    doctest::test_suite("faults")) {
   Scenario s;
   s.sign_in();
   ImmutableGuard guard{s.agent->storage_dir()};
@@ -73,7 +102,8 @@ TEST_CASE(
       since);
 }
 
-TEST_CASE("storage: a token file deleted while running is written again at the next refresh") {
+TEST_CASE("storage: a token file deleted while running is written again at the next refresh" *
+          doctest::test_suite("faults")) {
   Scenario s;
   s.sign_in();
   const auto file = s.agent->storage_dir() / "kitchen.json";
@@ -86,4 +116,62 @@ TEST_CASE("storage: a token file deleted while running is written again at the n
   CHECK(json_str(reply, "status") == "ok");
   CHECK(poll_until([&] { return std::filesystem::exists(file); }, 10s));
   CHECK_FALSE(try_parse_json(read_file(file)).HasParseError());
+}
+
+TEST_CASE(
+    "storage: a full disk keeps the previous token file and the new tokens until they can be "
+    "stored" *
+    doctest::test_suite("faults")) {
+  Scenario s;
+  s.agent->stop();
+  TinyDisk disk(s.agent->storage_dir());
+  if (!disk.mounted) {
+    // The TokenStore's write-failure hook covers this case in the unit tests.
+    MESSAGE("cannot mount a tmpfs here (" << disk.why << "); skipped");
+    return;
+  }
+  auto since = s.display.mark();
+  s.agent->start();
+  s.wait_online(since);
+  s.sign_in();
+  const auto file = s.agent->storage_dir() / "kitchen.json";
+  const std::string before = read_file(file);
+  REQUIRE_FALSE(before.empty());
+
+  disk.fill();
+  since = s.display.mark();
+  auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "ok");
+  auto error = s.wait_event("kitchen", "auth_error", since).json();
+  CHECK(json_str(error, "error") == "storage_error");
+  CHECK_MESSAGE(json_str(error, "description").find("No space left on device") != std::string::npos,
+                to_json(error));
+  CHECK(error["retry_in"].IsInt());
+  // The previous file is whole and untouched, no temporary file is left behind, and the
+  // account stays signed in with the new tokens in memory.
+  CHECK(read_file(file) == before);
+  for (const auto& entry : std::filesystem::directory_iterator(s.agent->storage_dir())) {
+    const auto name = entry.path().filename().string();
+    CHECK_MESSAGE((name == "kitchen.json" || name == "filler" || name.ends_with(".lock")),
+                  "left behind: " << name);
+  }
+  CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
+        "signed_in");
+  // Graph keeps working meanwhile.
+  CHECK(json_str(s.display.request("refresh", R"({"account":"kitchen","resource":"me"})"),
+                 "status") == "ok");
+
+  disk.free_space();
+  CHECK(poll_until(
+      [&] {
+        const auto text = read_file(file);
+        return text != before && !try_parse_json(text).HasParseError();
+      },
+      20s));
+  CHECK(s.simulator.counters().rotated_token_reuse == 0);
+  // The stored tokens are the new ones: a restart is signed in from them.
+  since = s.display.mark();
+  s.agent->stop();
+  s.agent->start();
+  s.wait_state("kitchen", "signed_in", since);
 }

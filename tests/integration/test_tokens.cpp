@@ -264,7 +264,7 @@ TEST_CASE("tokens: another 4xx on refresh signs the account out with reason erro
   check_tokens_lost(s, "invalid_client", "AADSTS7000222", "error");
 }
 
-TEST_CASE("tokens: a 503 on refresh keeps the tokens and retries") {
+TEST_CASE("tokens: a 503 on refresh keeps the tokens and retries" * doctest::test_suite("faults")) {
   Scenario s;
   sign_in_with_resources(s);
   s.simulator.fail(R"({"endpoint":"refresh","count":1,"status":503,"retry_after":"1"})");
@@ -449,7 +449,8 @@ TEST_CASE("tokens: logout while signed out is ok and says logout") {
       "logout");
 }
 
-TEST_CASE("tokens: a kill -9 right after a refresh command leaves a usable token file") {
+TEST_CASE("tokens: a kill -9 right after a refresh command leaves a usable token file" *
+          doctest::test_suite("faults")) {
   Scenario s;
   sign_in_with_resources(s);
   for (long round = 1; round <= 3; ++round) {
@@ -478,7 +479,8 @@ TEST_CASE("tokens: a kill -9 right after a refresh command leaves a usable token
   CHECK(s.simulator.counters().devicecode == 1);
 }
 
-TEST_CASE("tokens: a corrupt token file at start counts as signed out and is reported") {
+TEST_CASE("tokens: a corrupt token file at start counts as signed out and is reported" *
+          doctest::test_suite("faults")) {
   Scenario s;
   sign_in_with_resources(s);
   const auto file = the_token_file(*s.agent);

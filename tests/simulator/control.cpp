@@ -239,8 +239,9 @@ void Simulator::handle_control(const Request& req, Response& res) {
     Failure failure;
     std::optional<std::string> endpoint, retry_after, body, error, description, content_type;
     std::optional<std::int64_t> count, status, delay_ms;
-    bool ok = in.string("endpoint", endpoint) && in.integer("count", count, 1, 1000000) &&
-              in.integer("status", status, 100, 599) &&
+    std::optional<bool> reset;
+    bool ok = in.string("endpoint", endpoint) && in.boolean("reset", reset) &&
+              in.integer("count", count, 1, 1000000) && in.integer("status", status, 100, 599) &&
               in.integer("delay_ms", delay_ms, 0, 600000) && in.string("body", body) &&
               in.string("error", error) && in.string("description", description) &&
               in.string("content_type", content_type);
@@ -286,6 +287,7 @@ void Simulator::handle_control(const Request& req, Response& res) {
     failure.error = error;
     failure.description = description;
     failure.content_type = content_type;
+    failure.reset = reset.value_or(false);
     failures_.push_back(std::move(failure));
     send_json(res, 200,
               Json()

@@ -2,7 +2,13 @@
 
 #include <openssl/ssl.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <cctype>
+#include <filesystem>
+#include <memory>
 #include <thread>
 
 #include "util.h"
@@ -32,6 +38,51 @@ void tls_info_callback(const SSL* ssl, int where, int /*ret*/) {
   SSL_set_ex_data(mutable_ssl, ssl_index(), &marker);
   auto* sim = static_cast<Simulator*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ctx_index()));
   if (sim != nullptr) sim->on_tls_handshake_done();
+}
+
+// The socket of the connection a request came on: httplib does not hand it to handlers, so it
+// is found by its two ports among this process's descriptors.
+int connection_socket(const httplib::Request& req) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    sockaddr_in local{};
+    sockaddr_in peer{};
+    socklen_t local_size = sizeof local;
+    socklen_t peer_size = sizeof peer;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != req.local_port ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
+      continue;
+    }
+    if (ntohs(peer.sin_port) == req.remote_port) return fd;
+  }
+  return -1;
+}
+
+// Answers 200 with headers that promise a whole JSON body, sends half of it, then resets the
+// connection (RST): a peer or middlebox that drops the connection mid-response.
+void reset_mid_response(const httplib::Request& req, httplib::Response& res) {
+  const int fd = connection_socket(req);
+  auto body = std::make_shared<std::string>(R"({"token_type":"Bearer","padding":")" +
+                                            std::string(2000, 'x') + R"("})");
+  res.status = 200;
+  res.set_content_provider(
+      body->size(), "application/json; charset=utf-8",
+      [body, fd](std::size_t /*offset*/, std::size_t /*length*/, httplib::DataSink& sink) {
+        sink.write(body->data(), body->size() / 2);
+        // connect(AF_UNSPEC) on a TCP socket aborts the connection with a RST and leaves the
+        // descriptor to httplib, which then fails its next write and closes it as usual.
+        sockaddr unspecified{};
+        unspecified.sa_family = AF_UNSPEC;
+        if (fd >= 0) ::connect(fd, &unspecified, sizeof unspecified);
+        return false;
+      });
 }
 
 }  // namespace
@@ -127,7 +178,11 @@ bool Simulator::apply_failure(const Failure& failure, const Request& req, Respon
   if (failure.delay_ms > 0) {
     std::this_thread::sleep_for(std::chrono::milliseconds(failure.delay_ms));
   }
-  if (!failure.status && !failure.error && !failure.body) return false;
+  if (!failure.answers()) return false;
+  if (failure.reset) {
+    reset_mid_response(req, res);
+    return true;
+  }
   const int status = failure.status.value_or(graph ? 500 : 400);
   std::string body;
   std::string type = "application/json; charset=utf-8";

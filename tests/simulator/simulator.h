@@ -106,9 +106,10 @@ struct Failure {
   std::vector<std::int64_t> error_codes;
   std::optional<std::string> description;
   std::optional<std::string> content_type;
+  bool reset = false;  // headers and half a body, then a TCP reset
 
   // A failure with only delay_ms delays a normal answer instead of replacing it.
-  bool answers() const { return status || error || body; }
+  bool answers() const { return status || error || body || reset; }
 };
 
 enum class Decision { done, not_found, expired, not_pending };

@@ -179,6 +179,7 @@ identity:
   protocol: v1
   timeout: 45
   proxy: http://proxy:3128
+  max_pending_sign_ins: 20
 storage:
   dir: /srv/g2m
 log:
@@ -216,6 +217,7 @@ accounts:
   CHECK_EQ(cfg.identity.protocol, g2m::Protocol::v1);
   CHECK_EQ(cfg.identity.timeout, 45s);
   CHECK_EQ(cfg.identity.proxy, std::optional<std::string>("http://proxy:3128"));
+  CHECK_EQ(cfg.identity.max_pending_sign_ins, 20);
   CHECK_EQ(cfg.storage_dir, fs::path("/srv/g2m"));
   CHECK_EQ(cfg.log_level, g2m::LogLevel::debug);
   CHECK(cfg.homeassistant_enabled);
@@ -759,6 +761,29 @@ identity:
                        "config.yaml:7: accounts.kitchen.renew_code: must be true or false",
                        "config.yaml:9: identity.timeout: must be between 1s and 1d",
                        "config.yaml:10: identity.colour: unknown key"});
+}
+
+TEST_CASE("config: identity.max_pending_sign_ins is 1000 unless set to 1..100000") {
+  const auto accounts = std::string(
+                            "mqtt:\n  server: mqtt://h\naccounts:\n  kitchen:\n    "
+                            "client_id: ") +
+                        kGuid + "\n";
+  CHECK_EQ(parse_config(accounts, "config.yaml").identity.max_pending_sign_ins, 1000);
+  const auto error_for = [&](const std::string& value) {
+    return errors_of("identity:\n  max_pending_sign_ins: " + value + "\n" + accounts);
+  };
+  for (const char* bad : {"0", "100001", "-3"}) {
+    CAPTURE(bad);
+    CHECK_EQ(error_for(bad), std::vector<std::string>{"config.yaml:2: "
+                                                      "identity.max_pending_sign_ins: must be "
+                                                      "between 1 and 100000"});
+  }
+  for (const char* bad : {"lots", "2.5"}) {
+    CAPTURE(bad);
+    CHECK_EQ(error_for(bad), std::vector<std::string>{
+                                 "config.yaml:2: identity.max_pending_sign_ins: must be a whole "
+                                 "number"});
+  }
 }
 
 TEST_CASE("config: an unreadable config file is one error with the OS reason") {
