@@ -1,6 +1,7 @@
 // g2m-simulator: the simulated Microsoft identity platform and Graph for tests and the demo.
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
@@ -26,8 +27,9 @@ void configure(httplib::Server& server, const Options& options, const char* sche
   // connection holds a pool thread: both limits would distort connection-reuse tests.
   server.set_keep_alive_max_count(1000000);
   server.set_keep_alive_timeout(300);
-  // Each kept-alive connection holds a worker thread: enough for a peer that opens hundreds.
-  server.new_task_queue = [] { return new httplib::ThreadPool(1024); };
+  // Each kept-alive connection holds a worker thread: enough for a peer that opens one or more
+  // per account at N = 1,000 (msal-node opened ~1,600; with 1,024 threads the rest timed out).
+  server.new_task_queue = [] { return new httplib::ThreadPool(4096); };
   // Without TCP_NODELAY a request on a kept-alive connection waits ~40 ms for delayed ACKs.
   server.set_tcp_nodelay(true);
   server.set_payload_max_length(1024 * 1024);
@@ -41,8 +43,15 @@ void configure(httplib::Server& server, const Options& options, const char* sche
 }
 
 int bind_listener(httplib::Server& server, const std::string& host, int port) {
-  if (port == 0) return server.bind_to_any_port(host);
-  return server.bind_to_port(host, port) ? port : -1;
+  const int bound =
+      port == 0 ? server.bind_to_any_port(host) : (server.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) return bound;
+  // Debian's libcpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, compiled
+  // in): a client that connects hundreds of times at once gets SYNs dropped and 1 s, 3 s, ...
+  // retransmissions. listen() again on the same socket raises the backlog to the kernel's limit.
+  const int listener = g2m::sim::find_socket(bound, -1);
+  if (listener >= 0) ::listen(listener, SOMAXCONN);
+  return bound;
 }
 
 bool write_port_file(const std::string& file, int https_port, int http_port) {

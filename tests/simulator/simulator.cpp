@@ -2,12 +2,9 @@
 
 #include <openssl/ssl.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <cctype>
-#include <filesystem>
 #include <memory>
 #include <thread>
 
@@ -40,35 +37,11 @@ void tls_info_callback(const SSL* ssl, int where, int /*ret*/) {
   if (sim != nullptr) sim->on_tls_handshake_done();
 }
 
-// The socket of the connection a request came on: httplib does not hand it to handlers, so it
-// is found by its two ports among this process's descriptors.
-int connection_socket(const httplib::Request& req) {
-  std::error_code error;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
-    int fd = -1;
-    try {
-      fd = std::stoi(entry.path().filename().string());
-    } catch (const std::exception&) {
-      continue;
-    }
-    sockaddr_in local{};
-    sockaddr_in peer{};
-    socklen_t local_size = sizeof local;
-    socklen_t peer_size = sizeof peer;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
-        local.sin_family != AF_INET || ntohs(local.sin_port) != req.local_port ||
-        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) != 0) {
-      continue;
-    }
-    if (ntohs(peer.sin_port) == req.remote_port) return fd;
-  }
-  return -1;
-}
-
 // Answers 200 with headers that promise a whole JSON body, sends half of it, then resets the
 // connection (RST): a peer or middlebox that drops the connection mid-response.
 void reset_mid_response(const httplib::Request& req, httplib::Response& res) {
-  const int fd = connection_socket(req);
+  // httplib does not hand the socket to handlers: find it by its two ports.
+  const int fd = find_socket(req.local_port, req.remote_port);
   auto body = std::make_shared<std::string>(R"({"token_type":"Bearer","padding":")" +
                                             std::string(2000, 'x') + R"("})");
   res.status = 200;

@@ -1,11 +1,15 @@
 #include "util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <cctype>
 #include <ctime>
+#include <filesystem>
 #include <stdexcept>
 
 namespace g2m::sim {
@@ -334,6 +338,38 @@ Json& Json::raw(std::string_view json) {
 Json& Json::field_int(std::string_view name, std::int64_t value, bool as_string) {
   key(name);
   return as_string ? str(std::to_string(value)) : num(value);
+}
+
+int find_socket(int local_port, int peer_port) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", error)) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    sockaddr_in local{};
+    socklen_t local_size = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_size) != 0 ||
+        local.sin_family != AF_INET || ntohs(local.sin_port) != local_port) {
+      continue;
+    }
+    int listening = 0;
+    socklen_t flag_size = sizeof listening;
+    ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &flag_size);
+    if (peer_port < 0) {
+      if (listening != 0) return fd;
+      continue;
+    }
+    sockaddr_in peer{};
+    socklen_t peer_size = sizeof peer;
+    if (listening == 0 && ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_size) == 0 &&
+        ntohs(peer.sin_port) == peer_port) {
+      return fd;
+    }
+  }
+  return -1;
 }
 
 }  // namespace g2m::sim

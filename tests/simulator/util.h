@@ -45,6 +45,11 @@ std::optional<std::int64_t> parse_iso8601(std::string_view text);
 // "2026-11-26T09:00:00.0000000", Graph's dateTimeTimeZone form.
 std::string graph_datetime(std::int64_t utc_seconds);
 
+// A TCP socket of this process found by its ports (httplib keeps its sockets to itself): the
+// connection from `peer_port` to `local_port`, or with peer_port -1 the listener on local_port.
+// -1 when there is none.
+int find_socket(int local_port, int peer_port);
+
 // A thin wrapper over RapidJSON's writer: every value is escaped by RapidJSON.
 class Json {
  public:
