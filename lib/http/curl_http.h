@@ -13,6 +13,8 @@
 #include "http/http.h"
 #include "loop/event_loop.h"
 
+struct x509_store_st;  // OpenSSL's X509_STORE, kept out of this header
+
 namespace g2m {
 
 struct CurlHttpOptions {
@@ -51,7 +53,13 @@ class CurlHttp final : public Http, public Poller {
   struct ShareDeleter {
     void operator()(CURLSH* s) const { curl_share_cleanup(s); }
   };
+  struct StoreDeleter {
+    void operator()(x509_store_st* s) const;
+  };
+  using TrustStore = std::unique_ptr<x509_store_st, StoreDeleter>;
 
+  static TrustStore build_trust_store(const std::string& extra_ca_pem);
+  bool start(Transfer& transfer);  // creates the easy handle and adds it to the multi handle
   void finish_done_transfers();
   void start_waiting();
   static size_t on_body(char* data, size_t size, size_t count, void* user);
@@ -61,10 +69,12 @@ class CurlHttp final : public Http, public Poller {
   Logger& log_;
   std::unique_ptr<CURLM, MultiDeleter> multi_;
   std::unique_ptr<CURLSH, ShareDeleter> share_;
-  std::string extra_ca_pem_;
+  TrustStore trust_;          // system CAs + identity.ca, shared by every connection
+  std::string extra_ca_pem_;  // only when trust_ could not be built (libcurl loads the CAs then)
   RequestId next_id_ = 1;
   std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;  // active and waiting
   std::deque<RequestId> waiting_;
+  std::deque<RequestId> failed_;  // could not be started; answered at the next poll()
   std::size_t active_ = 0;
 };
 
