@@ -17,9 +17,9 @@
 // one interval after the code arrived, and counts how many it held. Nothing else is changed: the
 // requests are msal-node's, sent by its own HttpClient (Node's fetch).
 //
-// msal-node (msal-common) also sends `grant_type=device_code`, which Entra accepts as an alias of
-// RFC 8628's `urn:ietf:params:oauth:grant-type:device_code`; the simulator accepts only the URN
-// (unsupported_grant_type otherwise), so the wrapper rewrites that one parameter.
+// msal-node (msal-common) sends `grant_type=device_code`, an alias of RFC 8628's
+// `urn:ietf:params:oauth:grant-type:device_code` that Entra accepts; so does the simulator, so
+// the request goes as msal-node wrote it (the wrapper only counts these).
 //
 // Nothing may leave loopback: every outgoing TCP connection and DNS lookup of this process is
 // checked, and one to another address is refused and reported.
@@ -119,7 +119,7 @@ const codeArrivedAt = new Map(); // device_code -> ms
 const firstPollSeen = new Set();
 const earlyFirstPoll = []; // ms after the code arrived at which msal-node sent its first poll
 let held = 0;
-let grantTypeRewrites = 0;
+let grantTypeAliasPolls = 0; // polls with grant_type=device_code
 const inner = pca.config.system.networkClient;
 pca.config.system.networkClient = {
   async sendGetRequestAsync(url, options, timeout) {
@@ -131,11 +131,7 @@ pca.config.system.networkClient = {
     const path = new URL(url).pathname;
     clientRequests[`POST ${path}`] = (clientRequests[`POST ${path}`] || 0) + 1;
     const form = new URLSearchParams(options?.body || '');
-    if (form.get('grant_type') === 'device_code') {
-      form.set('grant_type', 'urn:ietf:params:oauth:grant-type:device_code');
-      options = { ...options, body: form.toString() };
-      grantTypeRewrites += 1;
-    }
+    if (form.get('grant_type') === 'device_code') grantTypeAliasPolls += 1;
     const deviceCode = form.get('device_code');
     if (deviceCode && !firstPollSeen.has(deviceCode)) {
       firstPollSeen.add(deviceCode);
@@ -231,8 +227,8 @@ if (!asIs && held > 0) {
 if (asIs && earlyFirstPoll.length) {
   notes.push(`as is: its first poll came ${summary(earlyFirstPoll).p50} ms (median) after the code, not ${interval * 1000} ms`);
 }
-if (grantTypeRewrites > 0) {
-  notes.push(`its ${grantTypeRewrites} token polls sent grant_type=device_code (Entra's alias); the wrapper sent the RFC 8628 URN, the only value the simulator accepts`);
+if (grantTypeAliasPolls > 0) {
+  notes.push(`its ${grantTypeAliasPolls} token polls sent grant_type=device_code (Entra's alias, which the simulator accepts like Entra)`);
 }
 if (Object.keys(fetchFailures).length) {
   notes.push(`fetch failures by cause: ${Object.entries(fetchFailures).map(([k, v]) => `${k} x${v}`).join(', ')}`);
@@ -257,7 +253,7 @@ const result = {
   login_to_graph_ms: summary(done.map((f) => f.graph - f.start)),
   first_poll_after_code_ms: summary(earlyFirstPoll),
   first_polls_held: held,
-  grant_type_rewrites: grantTypeRewrites,
+  grant_type_alias_polls: grantTypeAliasPolls,
   client_requests: clientRequests,
   sockets_opened: clientSockets,
   outside_loopback: [...new Set(outside)],
