@@ -37,6 +37,19 @@ std::filesystem::path token_file(Scenario& s) {
   return s.agent->storage_dir() / "kitchen.json";
 }
 
+// The account's state as the `status` command reports it.
+std::string state_of(Scenario& s) {
+  return json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state");
+}
+
+// Waits for the fetches that follow a sign-in: both resources published (the next are 30 s and
+// 1 h away, so a fault injected now meets the test's own request first).
+void wait_for_resources(Scenario& s) {
+  const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
+  s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
+  s.display.wait_for_json("graph2mqtt/kitchen/graph/me", is_object);
+}
+
 bool mentions(const std::string& text, const std::string& word) {
   return lower(text).find(word) != std::string::npos;
 }
@@ -125,18 +138,13 @@ TEST_SUITE("faults") {
     CHECK(error["retry_in"].IsInt());
     // Nothing reached the platform over an unverified connection.
     CHECK(s.simulator.counters().devicecode == 0);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_out");
+    CHECK(state_of(s) == "signed_out");
   }
 
   TEST_CASE("faults: a 401 storm on Graph refreshes once per fetch and then backs off") {
     Scenario s;
     s.sign_in();
-    // The fetches right after sign-in are done before the storm starts (the next is 30 s away).
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence",
-                            [](const rapidjson::Value& v) { return v.IsObject(); });
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/me",
-                            [](const rapidjson::Value& v) { return v.IsObject(); });
+    wait_for_resources(s);  // the storm starts after the fetches that follow the sign-in
     const auto refreshes_before = s.simulator.counters().refresh;
     s.simulator.fail(
         R"({"endpoint":"/v1.0/me/presence","count":50,"status":401,"error":"InvalidAuthenticationToken"})");
@@ -145,8 +153,7 @@ TEST_SUITE("faults") {
     CHECK(reply["data"]["status"].GetInt() == 401);
     // One refresh for that fetch, not a loop of them; the account stays signed in.
     CHECK(s.simulator.counters().refresh == refreshes_before + 1);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_in");
+    CHECK(state_of(s) == "signed_in");
     s.display.wait_for_json(
         "graph2mqtt/kitchen/graph/me", [](const rapidjson::Value& v) { return v.IsObject(); }, 10s,
         0);
@@ -165,8 +172,7 @@ TEST_SUITE("faults") {
     CHECK_MESSAGE(mentions(json_str(error, "description"), "refused"), to_json(error));
     REQUIRE(error["retry_in"].IsInt());
     CHECK(s.simulator.counters().devicecode == 0);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") !=
-          "signed_in");
+    CHECK(state_of(s) != "signed_in");
 
     // Back on the same port: the agent's own retry gets the code, and the sign-in completes.
     w.proxy.accept_again();
@@ -196,8 +202,7 @@ TEST_SUITE("faults") {
     REQUIRE(error["retry_in"].IsInt());
     // Nothing lost: the same tokens on disk, still signed in, nothing reached the platform.
     CHECK(read_file(token_file(s)) == stored);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_in");
+    CHECK(state_of(s) == "signed_in");
     CHECK(s.simulator.counters().refresh == refreshes);
 
     // Back: the agent's retry refreshes, and the new tokens are on disk.
@@ -220,8 +225,7 @@ TEST_SUITE("faults") {
     CHECK(json_str(error, "error") == "network_error");
     CHECK(error["retry_in"].IsInt());
     // The code is still good: the sign-in waits on and completes once the user approves.
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "pending");
+    CHECK(state_of(s) == "pending");
     s.simulator.approve(code);
     s.wait_state("kitchen", "signed_in", since, 30s);
     // The reset polls count as polls: none of the retries came sooner than the interval.
@@ -245,16 +249,13 @@ TEST_SUITE("faults") {
                  std::chrono::seconds(reply["retry_in"].GetInt() + 15));
     CHECK(read_file(token_file(s)) != stored);
     CHECK(s.simulator.counters().rotated_token_reuse == 0);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_in");
+    CHECK(state_of(s) == "signed_in");
   }
 
   TEST_CASE("faults: a Graph answer reset mid-response fails that resource only") {
     Scenario s;
     s.sign_in();
-    const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/me", is_object);
+    wait_for_resources(s);
     const auto presence = s.display.retained_value("graph2mqtt/kitchen/graph/presence");
     s.simulator.fail(R"({"endpoint":"/v1.0/me/presence","reset":true})");
     const auto since = s.display.mark();
@@ -268,8 +269,7 @@ TEST_SUITE("faults") {
     CHECK(error["retry_in"].IsInt());
     // The last good body stays; the other resource and the tokens are untouched.
     CHECK(s.display.retained_value("graph2mqtt/kitchen/graph/presence") == presence);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_in");
+    CHECK(state_of(s) == "signed_in");
     auto me = refresh_resource(s, "me");
     CHECK(json_str(me, "status") == "ok");
     // The next fetch publishes again.
@@ -285,9 +285,7 @@ TEST_SUITE("faults") {
     ProxiedWorld w(Route::graph);
     auto& s = w.s;
     s.sign_in();
-    const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/me", is_object);
+    wait_for_resources(s);
     const auto stored = read_file(token_file(s));
     const long refreshes = s.simulator.counters().refresh;
     w.proxy.refuse();
@@ -304,8 +302,7 @@ TEST_SUITE("faults") {
     // A network failure is not a 401: no refresh, the same tokens, still signed in.
     CHECK(s.simulator.counters().refresh == refreshes);
     CHECK(read_file(token_file(s)) == stored);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_in");
+    CHECK(state_of(s) == "signed_in");
 
     w.proxy.accept_again();
     s.simulator.config(R"({"presence":{"availability":"Away","activity":"Away"}})");
@@ -323,8 +320,7 @@ TEST_SUITE("faults") {
     options.identity_extra = "timeout: 2s\n";
     Scenario s(options);
     s.sign_in();
-    const auto is_object = [](const rapidjson::Value& v) { return v.IsObject(); };
-    s.display.wait_for_json("graph2mqtt/kitchen/graph/presence", is_object);
+    wait_for_resources(s);
     const auto presence = s.display.retained_value("graph2mqtt/kitchen/graph/presence");
 
     // Hangs: the fetch gives up after the timeout.
@@ -350,8 +346,7 @@ TEST_SUITE("faults") {
 
     // Neither touched the last good body, the tokens or the state.
     CHECK(s.display.retained_value("graph2mqtt/kitchen/graph/presence") == presence);
-    CHECK(json_str(s.display.request("status", R"({"account":"kitchen"})")["data"], "state") ==
-          "signed_in");
+    CHECK(state_of(s) == "signed_in");
     CHECK(s.simulator.counters().refresh == 0);
   }
 }
