@@ -169,7 +169,9 @@ Pki make_pki(const std::filesystem::path& dir) {
              .server_key = dir / "server.key",
              .client_cert = dir / "client.pem",
              .client_key = dir / "client.key",
-             .other_ca = dir / "other-ca.pem"};
+             .other_ca = dir / "other-ca.pem",
+             .other_server_cert = dir / "other-server.pem",
+             .other_server_key = dir / "other-server.key"};
 }
 
 }  // namespace g2m::test

@@ -52,6 +52,7 @@ struct Pki {
   std::filesystem::path server_cert{}, server_key{};  // 127.0.0.1, ::1, localhost
   std::filesystem::path client_cert{}, client_key{};  // CN=graph2mqtt, signed by the CA
   std::filesystem::path other_ca{};                   // an unrelated CA, for "wrong CA" tests
+  std::filesystem::path other_server_cert{}, other_server_key{};  // the same names, other CA
 };
 
 // Runs G2M_SOURCE_DIR/scripts/make-test-ca into `dir`.

@@ -349,4 +349,51 @@ TEST_SUITE("faults") {
     CHECK(state_of(s) == "signed_in");
     CHECK(s.simulator.counters().refresh == 0);
   }
+
+  TEST_CASE(
+      "faults: a Graph whose certificate another CA signed fails closed and never gets "
+      "a token") {
+    Scenario s;
+    // A second simulator as Graph, its certificate right for 127.0.0.1 in every way but its
+    // issuer, which the agent does not trust.
+    Pki rogue_pki = s.pki;
+    rogue_pki.server_cert = s.pki.other_server_cert;
+    rogue_pki.server_key = s.pki.other_server_key;
+    Simulator rogue(rogue_pki);
+    auto config = s.config;
+    config.graph = rogue.https_url() + "/v1.0";
+    s.agent->stop();
+    s.agent->write_config(config);
+    auto since = s.display.mark();
+    s.agent->start();
+    s.wait_online(since);
+
+    since = s.display.mark();
+    s.sign_in();
+    for (const char* resource : {"me", "presence"}) {
+      CAPTURE(resource);
+      auto error = s.display
+                       .wait_for_json(
+                           "graph2mqtt/kitchen/events",
+                           [&](const rapidjson::Value& v) {
+                             return json_str(v, "event") == "graph_error" &&
+                                    json_str(v, "resource") == resource;
+                           },
+                           10s, since)
+                       .json();
+      CHECK(error["status"].IsNull());
+      CHECK(json_str(error, "code") == "tls_error");
+      CHECK(error["retry_in"].IsInt());
+    }
+    auto reply = s.display.request("graph", R"({"account":"kitchen","path":"/me"})");
+    CHECK(json_str(reply, "status") == "error");
+    // Not one request reached the impostor: no token left the agent over that connection.
+    const auto counters = rogue.counters();
+    CHECK(counters.graph == 0);
+    CHECK(counters.tls_handshakes == 0);
+    // The sign-in itself is untouched, and nothing was published for the resources.
+    CHECK(state_of(s) == "signed_in");
+    CHECK_FALSE(s.display.retained_value("graph2mqtt/kitchen/graph/me").has_value());
+    CHECK(s.simulator.counters().refresh == 0);
+  }
 }
