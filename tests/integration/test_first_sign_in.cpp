@@ -176,3 +176,24 @@ TEST_CASE(
     if (m.index >= since) CHECK(json_str(m.json(), "event") != "signed_in");
   }
 }
+
+TEST_CASE("sign-in: without an id_token the user's name comes from Graph's /me") {
+  Scenario s;
+  s.simulator.config(R"({"omit_id_token":true})");
+  const auto since = s.display.mark();
+  s.simulator.approve(s.login(), "Megan Bowen", "megan@contoso.com");
+  const auto state = s.wait_state("kitchen", "signed_in", since).json();
+  CHECK(json_str(state["user"], "name") == "Megan Bowen");
+  CHECK(json_str(state["user"], "username") == "megan@contoso.com");
+  const auto event = s.wait_event("kitchen", "signed_in", since).json();
+  CHECK(json_str(event["user"], "name") == "Megan Bowen");
+  // The name came from Graph (no id_token was issued), asked for with the new access token.
+  const auto issued = parse_json(s.simulator.get("/_sim/issued").body);
+  REQUIRE(issued["id_tokens"].IsArray());
+  CHECK(issued["id_tokens"].Size() == 0);
+  const auto counters = parse_json(s.simulator.counters().json);
+  const auto& paths = counters["requests"]["graph_paths"];
+  REQUIRE(paths.HasMember("/v1.0/me"));
+  CHECK(paths["/v1.0/me"].GetInt64() >= 1);
+  CHECK(s.simulator.counters().interval_violations == 0);
+}

@@ -157,7 +157,8 @@ void Simulator::handle_control(const Request& req, Response& res) {
   } else if (path == "/_sim/config") {
     if (!get) {
       std::optional<std::int64_t> interval, expires_in, token_lifetime, page_size, events;
-      std::optional<bool> omit_interval, string_numbers, errors_on_200, strict_rotation;
+      std::optional<bool> omit_interval, string_numbers, errors_on_200, strict_rotation,
+          omit_id_token;
       std::optional<std::string> verification_uri;
       bool ok = in.integer("interval", interval, 0, 3600) &&
                 in.integer("expires_in", expires_in, 1, 86400) &&
@@ -168,6 +169,7 @@ void Simulator::handle_control(const Request& req, Response& res) {
                 in.boolean("string_numbers", string_numbers) &&
                 in.boolean("errors_on_200", errors_on_200) &&
                 in.boolean("strict_rotation", strict_rotation) &&
+                in.boolean("omit_id_token", omit_id_token) &&
                 in.string("verification_uri", verification_uri);
       std::optional<std::optional<double>> auto_approve;
       if (ok) {
@@ -219,6 +221,7 @@ void Simulator::handle_control(const Request& req, Response& res) {
       if (string_numbers) config_.string_numbers = *string_numbers;
       if (errors_on_200) config_.errors_on_200 = *errors_on_200;
       if (strict_rotation) config_.strict_rotation = *strict_rotation;
+      if (omit_id_token) config_.omit_id_token = *omit_id_token;
       if (auto_approve) config_.auto_approve_after = *auto_approve;
       if (verification_uri) {
         config_.verification_uri =
@@ -312,7 +315,8 @@ std::string Simulator::config_json_locked() const {
       .field_bool("omit_interval", config_.omit_interval)
       .field_bool("string_numbers", config_.string_numbers)
       .field_bool("errors_on_200", config_.errors_on_200)
-      .field_bool("strict_rotation", config_.strict_rotation);
+      .field_bool("strict_rotation", config_.strict_rotation)
+      .field_bool("omit_id_token", config_.omit_id_token);
   json.key("auto_approve_after");
   if (config_.auto_approve_after) {
     json.real(*config_.auto_approve_after);

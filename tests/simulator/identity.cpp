@@ -330,7 +330,7 @@ std::string Simulator::issue_tokens_locked(const Grant& grant, const std::string
   // Only offline_access earns a refresh token and only openid an id_token; v1 always sends both.
   const bool refresh = v1 || has_scope(scopes, "offline_access") ||
                        has_scope(split_spaces(grant.scope), "offline_access");
-  const bool openid = v1 || has_scope(scopes, "openid");
+  const bool openid = (v1 || has_scope(scopes, "openid")) && !config_.omit_id_token;
   std::string granted;
   for (const auto& s : scopes) {
     if (to_lower(s) == "offline_access") continue;

@@ -39,6 +39,7 @@ struct Config {
   bool string_numbers = false;
   bool errors_on_200 = false;
   bool strict_rotation = false;
+  bool omit_id_token = false;  // no id_token even for openid (the agent must ask Graph's /me)
   std::optional<double> auto_approve_after;
   Presence presence;
   std::map<std::string, Presence> user_presence;  // by username
