@@ -47,9 +47,8 @@ TEST_CASE("harness: a process's exit status and log are captured") {
 TEST_CASE("harness: the test PKI is made by scripts/make-test-ca") {
   TempDir tmp;
   const Pki pki = make_pki(tmp / "pki");
-  for (const auto& file :
-       {pki.ca, pki.server_cert, pki.server_key, pki.client_cert, pki.client_key, pki.other_ca,
-        pki.other_server_cert, pki.other_server_key}) {
+  for (const auto& file : {pki.ca, pki.server_cert, pki.server_key, pki.client_cert, pki.client_key,
+                           pki.other_ca, pki.other_server_cert, pki.other_server_key}) {
     CHECK_MESSAGE(std::filesystem::exists(file), file);
   }
 }
