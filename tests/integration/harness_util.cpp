@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -102,6 +103,12 @@ void write_file(const std::filesystem::path& file, std::string_view text) {
   out << text;
   out.close();
   if (!out) fail("cannot write " + file.string());
+}
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 
 bool poll_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {

@@ -43,6 +43,8 @@ bool port_open(int port);
 std::string unique_id(std::string_view prefix);
 
 std::string read_file(const std::filesystem::path& file);  // "" when missing
+// ASCII lower case, for case-insensitive checks of messages.
+std::string lower(std::string_view text);
 void write_file(const std::filesystem::path& file, std::string_view text);
 
 // Polls `done` every few milliseconds until it is true or `timeout` has passed.

@@ -39,13 +39,6 @@ inline std::string code_state(Simulator& simulator, const std::string& user_code
   return "";
 }
 
-inline std::string lower(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 inline std::size_t count_of(std::string_view text, std::string_view needle) {
   std::size_t n = 0;
   for (auto pos = text.find(needle); pos != std::string_view::npos;

@@ -99,11 +99,6 @@ inline bool is_state_object(const rapidjson::Value& v) {
   return v["state"].IsString() && v["scopes"].IsArray();
 }
 
-inline std::string lower(std::string text) {
-  for (auto& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
 // 2026-11-26T19:04:05Z as a system-clock instant.
 inline std::chrono::system_clock::time_point utc_time_point(const std::string& text) {
   std::tm tm{};

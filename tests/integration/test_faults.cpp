@@ -6,6 +6,7 @@
 
 #include "harness_fault_proxy.h"
 #include "scenario_broker.h"
+#include "scenario_commands.h"
 
 using namespace g2m::test;
 
@@ -54,18 +55,10 @@ bool mentions(const std::string& text, const std::string& word) {
   return lower(text).find(word) != std::string::npos;
 }
 
-// A resource refresh command, repeated while the per-second command limit refuses it.
+// A resource refresh command, sent again after retry_in while the per-second limit refuses it.
 rapidjson::Document refresh_resource(Scenario& s, const std::string& resource) {
-  rapidjson::Document reply;
-  const std::string body = R"({"account":"kitchen","resource":")" + resource + R"("})";
-  poll_until(
-      [&] {
-        reply = s.display.request("refresh", body);
-        return json_str(reply, "status") == "ok" ||
-               !mentions(json_str(reply, "error"), "per second");
-      },
-      10s);
-  return reply;
+  return request_when_allowed(s, "refresh",
+                              R"({"account":"kitchen","resource":")" + resource + R"("})");
 }
 
 }  // namespace
