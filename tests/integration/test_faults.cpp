@@ -55,6 +55,21 @@ bool mentions(const std::string& text, const std::string& word) {
   return lower(text).find(word) != std::string::npos;
 }
 
+// A command whose request to the identity platform fails in transit: an error reply a client
+// may repeat (retry_in), and an auth_error `expected` with the agent's own retry_in. Returns that
+// event. Marks its own start, so `since` marks taken before it still see what follows.
+rapidjson::Document transient_auth_failure(Scenario& s, const std::string& action,
+                                           const std::string& expected) {
+  const auto since = s.display.mark();
+  auto reply = s.display.request(action, R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "error");
+  CHECK(reply["retry_in"].IsInt());
+  auto error = s.wait_event("kitchen", "auth_error", since).json();
+  CHECK(json_str(error, "error") == expected);
+  REQUIRE(error["retry_in"].IsInt());
+  return error;
+}
+
 // A resource refresh command, sent again after retry_in while the per-second limit refuses it.
 rapidjson::Document refresh_resource(Scenario& s, const std::string& resource) {
   return request_when_allowed(s, "refresh",
@@ -123,12 +138,7 @@ TEST_SUITE("faults") {
     const auto since = s.display.mark();
     s.agent->start();
     s.wait_online(since);
-    auto reply = s.display.request("login", R"({"account":"kitchen"})");
-    CHECK(json_str(reply, "status") == "error");
-    CHECK(reply["retry_in"].IsInt());
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "tls_error");
-    CHECK(error["retry_in"].IsInt());
+    transient_auth_failure(s, "login", "tls_error");
     // Nothing reached the platform over an unverified connection.
     CHECK(s.simulator.counters().devicecode == 0);
     CHECK(state_of(s) == "signed_out");
@@ -157,13 +167,8 @@ TEST_SUITE("faults") {
     auto& s = w.s;
     w.proxy.refuse();
     const auto since = s.display.mark();
-    auto reply = s.display.request("login", R"({"account":"kitchen"})");
-    CHECK(json_str(reply, "status") == "error");
-    REQUIRE(reply["retry_in"].IsInt());
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "network_error");
+    const auto error = transient_auth_failure(s, "login", "network_error");
     CHECK_MESSAGE(mentions(json_str(error, "description"), "refused"), to_json(error));
-    REQUIRE(error["retry_in"].IsInt());
     CHECK(s.simulator.counters().devicecode == 0);
     CHECK(state_of(s) != "signed_in");
 
@@ -187,12 +192,7 @@ TEST_SUITE("faults") {
     w.proxy.refuse();
 
     const auto since = s.display.mark();
-    auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
-    CHECK(json_str(reply, "status") == "error");
-    REQUIRE(reply["retry_in"].IsInt());
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "network_error");
-    REQUIRE(error["retry_in"].IsInt());
+    const auto error = transient_auth_failure(s, "refresh", "network_error");
     // Nothing lost: the same tokens on disk, still signed in, nothing reached the platform.
     CHECK(read_file(token_file(s)) == stored);
     CHECK(state_of(s) == "signed_in");
@@ -231,15 +231,11 @@ TEST_SUITE("faults") {
     const auto stored = read_file(token_file(s));
     s.simulator.fail(R"({"endpoint":"refresh","reset":true})");
     const auto since = s.display.mark();
-    auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
-    CHECK(json_str(reply, "status") == "error");
-    REQUIRE(reply["retry_in"].IsInt());
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "network_error");
+    const auto error = transient_auth_failure(s, "refresh", "network_error");
     CHECK_MESSAGE(mentions(json_str(error, "description"), "reset"), to_json(error));
     CHECK(read_file(token_file(s)) == stored);
     s.wait_event("kitchen", "token_refreshed", since,
-                 std::chrono::seconds(reply["retry_in"].GetInt() + 15));
+                 std::chrono::seconds(error["retry_in"].GetInt() + 15));
     CHECK(read_file(token_file(s)) != stored);
     CHECK(s.simulator.counters().rotated_token_reuse == 0);
     CHECK(state_of(s) == "signed_in");
