@@ -10,7 +10,8 @@
 namespace g2m {
 
 namespace {
-const char* const kActions[] = {"login", "logout", "cancel", "refresh", "status", "graph"};
+const char* const kActions[] = {"login",   "logout", "cancel", "complete",
+                                "refresh", "status", "graph"};
 
 bool known_action(const std::string& action) {
   for (const char* a : kActions) {
@@ -247,17 +248,35 @@ void Agent::dispatch(Request request) {
       }
       force = it->value.GetBool();
     }
+    std::optional<SignInMethod> method;
+    if (const auto m = body.FindMember("method"); m != body.MemberEnd()) {
+      if (m->value.IsString()) {
+        method = parse_sign_in_method(
+            std::string_view(m->value.GetString(), m->value.GetStringLength()));
+      }
+      if (!method) {
+        reply(CommandResult::failure("`method` must be device_code or browser"));
+        return;
+      }
+    }
     if (account->login_would_start(force)) {
       if (auto refused = sign_in_cap_reached()) {
         reply(*refused);
         return;
       }
     }
-    account->login(force, reply);
+    account->login(force, method, reply);
   } else if (action == "logout") {
     account->logout(reply);
   } else if (action == "cancel") {
     account->cancel(reply);
+  } else if (action == "complete") {
+    const auto it = body.FindMember("url");
+    if (it == body.MemberEnd() || !it->value.IsString()) {
+      reply(CommandResult::failure("`url` is required and must be a string"));
+      return;
+    }
+    account->complete(std::string(it->value.GetString(), it->value.GetStringLength()), reply);
   } else if (action == "refresh") {
     std::optional<std::string> resource;
     const auto it = body.FindMember("resource");

@@ -534,8 +534,9 @@ class Validator {
     }
     const auto m = MapView::open(diag_, field);
     if (!m) return;
-    m->check_known(diag_, {"tenant", "client_id", "scopes", "resource", "sign_in", "renew_code",
-                           "graph_allow", "resources", "client_secret_file"});
+    m->check_known(
+        diag_, {"tenant", "client_id", "scopes", "resource", "sign_in", "sign_in_method",
+                "redirect_uri", "renew_code", "graph_allow", "resources", "client_secret_file"});
     AccountConfig out;
     out.name = name;
     const char* not_oidc = "does not apply to provider oidc";
@@ -610,6 +611,7 @@ class Validator {
         }
       }
     }
+    sign_in_method(*m, out, v1);
     if (auto f = m->get("renew_code")) {
       if (auto b = config_detail::read_bool(diag_, *f)) out.renew_code = *b;
     }
@@ -636,6 +638,56 @@ class Validator {
     if (auto f = m->get("resources")) resources(*f, out);
     needs_api_ = needs_api_ || !out.resources.empty() || !out.graph_allow.empty();
     cfg_.accounts.push_back(std::move(out));
+  }
+
+  // sign_in_method and redirect_uri (CONTRACT §3, §6 "Browser sign-in").
+  void sign_in_method(const MapView& m, AccountConfig& out, bool v1) {
+    std::optional<int> method_line;
+    if (auto f = m.get("sign_in_method")) {
+      if (auto s = config_detail::read_string(diag_, *f)) {
+        method_line = f->line;
+        if (*s == "device_code") {
+          out.sign_in_method = SignInMethodSetting::device_code;
+        } else if (*s == "browser") {
+          out.sign_in_method = SignInMethodSetting::browser;
+          if (v1) {
+            diag_.error(f->line, f->path,
+                        "browser is not available under protocol v1 (only the device code is)");
+          }
+        } else if (*s == "auto") {
+          out.sign_in_method = SignInMethodSetting::auto_;
+        } else {
+          diag_.error(f->line, f->path, "must be device_code, browser or auto");
+        }
+      }
+    }
+    if (auto f = m.get("redirect_uri")) {
+      if (auto s = read_nonempty(*f)) {
+        if (!is_redirect_uri(*s)) {
+          diag_.error(f->line, f->path,
+                      "must be an https:// URI or http://localhost[:port][/path]");
+        } else {
+          out.redirect_uri = *s;
+        }
+      }
+      if (v1) diag_.warning(f->line, f->path, "ignored under protocol v1 (no browser sign-in)");
+    } else if (!oidc()) {
+      out.redirect_uri = cfg_.identity.authority + "/common/oauth2/nativeclient";
+    } else if (out.sign_in_method == SignInMethodSetting::browser) {
+      diag_.error(method_line.value_or(m.line()), m.child_path("redirect_uri"),
+                  "required with provider oidc for sign_in_method browser");
+    } else if (out.sign_in_method == SignInMethodSetting::auto_) {
+      diag_.warning(m.line(), m.child_path("redirect_uri"),
+                    "not set: under provider oidc the browser sign-in is unavailable, so "
+                    "sign_in_method auto uses the device code only");
+    }
+  }
+
+  static bool is_redirect_uri(const std::string& text) {
+    const auto url = config_detail::parse_url(text);
+    if (!url || text.find_first_of(" \t\r\n#") != std::string::npos) return false;
+    if (url->scheme == "https") return !url->host.empty();
+    return url->scheme == "http" && url->host == "localhost";
   }
 
   void resources(const Field& field, AccountConfig& out) {
