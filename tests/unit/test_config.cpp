@@ -320,6 +320,7 @@ identity:
 accounts:
   kitchen:
     client_id: any-string-will-do
+    redirect_uri: http://localhost:8400/callback
     client_secret_file: )" + secret.string() +
                                       R"(
     graph_allow: [/me]
@@ -394,6 +395,7 @@ accounts:
     tenant: contoso.com
     client_id: x
     resource: https://graph.microsoft.com
+    sign_in_method: device_code
 )"),
            std::vector<std::string>{
                "config.yaml:6: identity.protocol: does not apply to provider oidc",
