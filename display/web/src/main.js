@@ -328,6 +328,9 @@ function render() {
     $('sign-in').disabled = state.connection !== 'connected';
     // A tenant that refuses the device code: offer the browser sign-in (login with method).
     show('sign-in-browser', settings.controls && v.policy);
+    // ... and make it the first choice: the plain button would meet the same refusal.
+    $('sign-in').classList.toggle('secondary', !!v.policy);
+    $('sign-in-browser').classList.toggle('secondary', !v.policy);
     $('sign-in-browser').disabled = state.connection !== 'connected';
     setText('sign-in-error', login.error);
     show('sign-in-error', !!login.error);

@@ -114,10 +114,12 @@ export function safeLink(url) {
   return /^https?:\/\/[^\s]+$/i.test(String(url || '')) ? String(url) : '';
 }
 
-// "login.microsoftonline.com/contoso/oauth2/…" for a long sign-in URL: enough to recognise it.
-export function shortUrl(url, max = 48) {
-  const text = displayUrl(String(url || '').split('?')[0]);
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+// "login.microsoftonline.com/…" for a long sign-in URL: enough to recognise it; the link and
+// the QR code carry the whole address.
+export function shortUrl(url) {
+  const m = String(url || '').match(/^https?:\/\/([^/?#]+)(.*)$/i);
+  if (!m) return displayUrl(url);
+  return m[2] && m[2] !== '/' ? `${m[1]}/…` : m[1];
 }
 
 // The pieces of a URL to show with a line-break opportunity after each / . ? & = (so a long

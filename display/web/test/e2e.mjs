@@ -550,6 +550,26 @@ async function synthetic({ page, httpPort, passwords }) {
   await termSays('the browser sign-in', /sign in with a browser: open https:\/\/login\.microsoftonline\.com\//);
   const termText = readFileSync(terminal.logFile, 'utf8');
   check(termText.includes(SIGN_IN_URL), 'scripts/display shows the whole sign_in_url');
+  check(termText.includes(`mosquitto_pub -h 127.0.0.1 -p ${ports.mqtt} -t ${BASE}/bridge/request/complete -m '{"account":"${HALL}","url":"<the address>"}'`)
+    && termText.includes(`graph2mqtt login ${HALL} --browser`), 'scripts/display says how to finish: complete, or graph2mqtt login --browser');
+  // On a terminal (script(1) gives it one) it draws a QR code of the sign_in_url with qrencode.
+  if (existsSync('/usr/bin/qrencode') && existsSync('/usr/bin/script')) {
+    const sh = (w) => `'${String(w).replace(/'/g, "'\\''")}'`;
+    const cmd = [join(repo, 'scripts', 'display'), HALL, '--port', ports.mqtt, '--base', BASE, '--user', 'observer', '--password', passwords.observer].map(sh).join(' ');
+    const expectedLines = execFileSync('/usr/bin/qrencode', ['-t', 'ansiutf8', '-m', '2', '--', SIGN_IN_URL]).toString().split('\n').filter((l) => /[▀▄█]{10}/.test(l));
+    const tty = start('terminal-display-tty', ['/usr/bin/script', '-qfec', cmd, '/dev/null']);
+    const drawn = () => {
+      const text = readFileSync(tty.logFile, 'utf8');
+      return text.includes(SIGN_IN_URL) && text.includes('scan the QR code below') && expectedLines.every((l) => text.includes(l));
+    };
+    try {
+      await until('scripts/display on a terminal to draw the QR code', drawn);
+    } catch { /* the check below says what was missing */ }
+    await stop(tty);
+    check(expectedLines.length > 20 && drawn(), `scripts/display on a terminal draws qrencode's QR code of the sign_in_url (${expectedLines.length} lines)`);
+  } else {
+    log('qrencode or script(1) is not installed: the terminal QR code is not checked');
+  }
 
   // The paste field: a wrong address (the agent refuses it), not an address at all (the page
   // refuses it and sends nothing), then the right one (signed in).
