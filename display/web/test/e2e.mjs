@@ -566,6 +566,7 @@ async function synthetic({ page, httpPort, passwords }) {
       await until('scripts/display on a terminal to draw the QR code', drawn);
     } catch { /* the check below says what was missing */ }
     await stop(tty);
+    writeFileSync(join(artifacts, 'terminal-display-tty.txt'), readFileSync(tty.logFile, 'utf8'));
     check(expectedLines.length > 20 && drawn(), `scripts/display on a terminal draws qrencode's QR code of the sign_in_url (${expectedLines.length} lines)`);
   } else {
     log('qrencode or script(1) is not installed: the terminal QR code is not checked');
