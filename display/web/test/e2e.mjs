@@ -187,7 +187,7 @@ async function main() {
   // users: the agent, a TV that may read its account and ask for a sign-in, and an observer.
   ports.mqtt = await freePort();
   ports.ws = await freePort();
-  const passwords = { agent: 'agent-secret', tv: 'tv-secret', observer: 'observer-secret' };
+  const passwords = { agent: 'agent-secret', tv: 'tv-secret', observer: 'observer-secret', display: 'display-secret' };
   const passwd = join(work, 'passwd');
   writeFileSync(passwd, '');
   for (const [user, password] of Object.entries(passwords)) {
@@ -199,6 +199,8 @@ async function main() {
     `topic read ${BASE}/bridge/response/login`, `topic write ${BASE}/bridge/request/login`,
     `topic read ${BASE}/bridge/response/complete`, `topic write ${BASE}/bridge/request/complete`, '',
     'user observer', `topic read ${BASE}/#`, '',
+    // A read-only screen (as config/mosquitto.acl's display user): it may not send complete.
+    'user display', `topic read ${BASE}/bridge/state`, `topic read ${BASE}/+/auth/#`, `topic read ${BASE}/+/graph/#`, '',
   ].join('\n'));
   const conf = [
     'persistence false',
@@ -591,6 +593,24 @@ async function synthetic({ page, httpPort, passwords }) {
         expires_at: iso(Date.now() + 3600000), scopes: ['User.Read'], reason: null, code: null, error: null });
     }
   });
+  // A screen whose broker user may not publish complete: the page says so, nothing reaches the
+  // agent. With controls=0 there is no field at all.
+  const readOnly = await page.context().newPage();
+  await readOnly.goto(`http://127.0.0.1:${httpPort}/?${new URLSearchParams({ account: HALL, base: BASE,
+    broker: `ws://127.0.0.1:${ports.ws}`, username: 'display', password: passwords.display })}`);
+  await readOnly.locator('#complete-url').waitFor({ state: 'visible' });
+  await readOnly.fill('#complete-url', wrongUrl);
+  await readOnly.click('#complete-send');
+  await readOnly.locator('#complete-status[data-status="error"]').waitFor();
+  check(/may not finish a sign-in/.test(await readOnly.locator('#complete-status').innerText()),
+    `a display user without write rights on request/complete is told so (${await readOnly.locator('#complete-status').innerText()})`);
+  await readOnly.goto(`http://127.0.0.1:${httpPort}/?${new URLSearchParams({ account: HALL, base: BASE,
+    broker: `ws://127.0.0.1:${ports.ws}`, username: 'display', password: passwords.display, controls: '0' })}`);
+  await readOnly.locator('#complete-readonly').waitFor({ state: 'visible' });
+  check(!(await readOnly.locator('#complete').isVisible()), 'controls=0: no paste field, a line that says where the address goes');
+  await readOnly.close();
+  check(requests.complete.length === 0, 'the refused publish never reached the agent');
+
   await page.fill('#complete-url', wrongUrl);
   await page.click('#complete-send');
   await page.locator('#complete-status[data-status="error"]', { hasText: 'state does not match' }).waitFor();
