@@ -304,6 +304,7 @@ accounts:
     viewport: { width: 1920, height: 1080 },
     timezoneId: 'UTC',
     locale: 'en-GB',
+    reducedMotion: 'reduce', // the countdown bar is where it belongs in every screenshot
   });
   closers.unshift(() => context.close());
   const page = context.pages()[0] || (await context.newPage());
@@ -542,6 +543,15 @@ async function synthetic({ page, httpPort, passwords }) {
         check((await page.locator('#user-code').innerText()).replace(/\s+/g, '') === 'E4AAFX9VN', `the code is whole at ${size.width}x${size.height}`);
       }
     }
+    if (method === 'device_code') {
+      // Another provider's long code (up to 32 characters): scaled down to fit, still whole.
+      const long = { ...code, user_code: 'WDJB-MJHT-ABCD-EFGH-JKLM-NPQR-ST', expires_at: iso(Date.now() + 900000) };
+      await pending(long);
+      await page.locator(`#user-code[data-code="${long.user_code}"]`).waitFor();
+      await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok))));
+      await checkLayout(page, SIZES[2], method);
+      check((await page.locator('#user-code').innerText()) === long.user_code, 'a 32-character code is shown whole at 800x480');
+    }
     await page.setViewportSize({ width: 1920, height: 1080 });
     if (method === 'device_code') {
       await termSays('the device code', /code: E4AAFX9VN at https:\/\/microsoft\.com\/devicelogin/);
@@ -604,6 +614,18 @@ async function synthetic({ page, httpPort, passwords }) {
   await readOnly.locator('#complete-status[data-status="error"]').waitFor();
   check(/may not finish a sign-in/.test(await readOnly.locator('#complete-status').innerText()),
     `a display user without write rights on request/complete is told so (${await readOnly.locator('#complete-status').innerText()})`);
+  // A TV (no keyboard, no pointer): the field is there, collapsed, one click away.
+  await readOnly.addInitScript(() => {
+    const real = window.matchMedia.bind(window);
+    window.matchMedia = (q) => (/pointer|hover/.test(q) ? { matches: false, media: q, addEventListener() {}, removeEventListener() {} } : real(q));
+  });
+  await readOnly.reload();
+  await readOnly.locator('#complete summary').waitFor({ state: 'visible' });
+  check(!(await readOnly.locator('#complete').evaluate((d) => d.open)) && !(await readOnly.locator('#complete-url').isVisible()),
+    'on a screen without keyboard or pointer the paste field is collapsed');
+  await readOnly.click('#complete summary');
+  await readOnly.locator('#complete-url').waitFor({ state: 'visible' });
+  log('... and opens with one click');
   await readOnly.goto(`http://127.0.0.1:${httpPort}/?${new URLSearchParams({ account: HALL, base: BASE,
     broker: `ws://127.0.0.1:${ports.ws}`, username: 'display', password: passwords.display, controls: '0' })}`);
   await readOnly.locator('#complete-readonly').waitFor({ state: 'visible' });
