@@ -11,8 +11,7 @@ const char* const kUsage =
     "                     [--cert server.pem --key server.key] [--bind 127.0.0.1]\n"
     "                     [--interval 5] [--expires-in 900] [--token-lifetime 3600]\n"
     "                     [--verification-uri URL|self] [--auto-approve-after SECONDS]\n"
-    "                     [--strict-rotation] [--page-size 10] [--events 3] [--log]\n"
-    "                     [--workers 64]\n";
+    "                     [--strict-rotation] [--page-size 10] [--events 3] [--log]\n";
 
 namespace {
 
@@ -76,8 +75,6 @@ Options parse_options(int argc, char** argv) {
       options.events = static_cast<int>(parse_long(arg, value(), 0, 100000));
     } else if (arg == "--log") {
       options.log = true;
-    } else if (arg == "--workers") {
-      options.workers = static_cast<int>(parse_long(arg, value(), 1, 16384));
     } else {
       throw std::invalid_argument("unknown option '" + std::string(arg) + "'");
     }

@@ -22,10 +22,6 @@ struct Options {
   int page_size = 10;
   int events = 3;
   bool log = false;
-  // Worker threads per listener. Each kept-alive connection holds one: the bench's peer opens
-  // ~1,600 at N = 1,000 and passes --workers 4096; tests need a few, and dozens of simulators
-  // with 8,192 threads each exhaust the machine's thread limit.
-  int workers = 64;
 };
 
 extern const char* const kUsage;
