@@ -260,6 +260,10 @@ std::string Simulator::browser_decline(const std::string& sign_in_url) {
   return outcome.location;
 }
 
+HttpReply Simulator::browser_get(const std::string& sign_in_url) {
+  return http_get_verified(sign_in_url, ca_);
+}
+
 void Simulator::expire_authorization_codes() {
   control("/_sim/expire_authorization_codes", "{}");
 }

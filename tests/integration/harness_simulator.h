@@ -109,6 +109,8 @@ class Simulator {
   // Any outcome (an error page for a bad redirect_uri, ...); action: approve | decline.
   BrowserOutcome browser_authorize(const std::string& sign_in_url,
                                    const std::string& action = "approve");
+  // A plain GET of the sign_in_url, as `curl` without -L: the 302 (its `location`) or the page.
+  HttpReply browser_get(const std::string& sign_in_url);
   // Every authorization code issued so far expires now (the next redemption: AADSTS70008).
   void expire_authorization_codes();
 
