@@ -72,6 +72,7 @@ struct TenantPolicy {
   bool refuse_device_code_refresh = false;  // refresh tokens of device-code sign-ins refused
   long refresh_error_code = 530036;
   std::string error = "invalid_grant";  // the OAuth `error` of every refusal (or access_denied)
+  std::string description{};            // empty: Microsoft's text for the AADSTS number
 };
 
 class Simulator {

@@ -331,7 +331,8 @@ TEST_CASE(
   // Conditional Access on one tenant, at the poll after the user approved.
   sim.set_tenant_policy({.tenant = "contoso.onmicrosoft.com",
                          .device_code = "refuse_at_poll",
-                         .device_code_error_code = 53003});
+                         .device_code_error_code = 53003,
+                         .description = "Blocked by the test's policy."});
   const auto issued =
       sim.https_post_form("/contoso.onmicrosoft.com/oauth2/v2.0/devicecode", request_scope);
   REQUIRE_MESSAGE(issued.status == 200, issued.body);
@@ -344,7 +345,10 @@ TEST_CASE(
   };
   check_entra_error(poll(), "authorization_pending", 70016);
   sim.approve(json_str(code, "user_code"));
-  check_entra_error(poll(), "invalid_grant", 53003);
+  const HttpReply refused = poll();
+  check_entra_error(refused, "invalid_grant", 53003);
+  CHECK(json_str(parse_json(refused.body), "error_description")
+            .rfind("AADSTS53003: Blocked by the test's policy.\r\n", 0) == 0);
   check_entra_error(poll(), "invalid_grant", 90120);
   CHECK(sim.counters().policy_refusals == 4);
   const auto codes = parse_json(sim.get("/_sim/codes").body);
