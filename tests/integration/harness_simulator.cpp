@@ -117,8 +117,12 @@ Simulator::Simulator(const Pki& pki, std::vector<std::string> extra_args) : ca_(
   }
   const auto port_file = dir_ / "ports.json";
   std::vector<std::string> argv{
-      G2M_SIMULATOR_BIN,        "--port-file", port_file.string(),     "--cert",
-      pki.server_cert.string(), "--key",       pki.server_key.string()};
+      G2M_SIMULATOR_BIN, "--port-file", port_file.string(), "--cert", pki.server_cert.string(),
+      "--key", pki.server_key.string(),
+      // A test opens a few connections; the default 4,096 workers per listener (for the
+      // benchmarks) start 8,192 threads per simulator, too many for parallel tests on a shared
+      // machine. A later --threads in extra_args wins.
+      "--threads", "64"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv, dir_ / "simulator.log");
   const bool ready = poll_until(
@@ -260,6 +264,10 @@ std::string Simulator::browser_decline(const std::string& sign_in_url) {
   return outcome.location;
 }
 
+HttpReply Simulator::browser_get(const std::string& sign_in_url) {
+  return http_get_verified(sign_in_url, ca_);
+}
+
 void Simulator::expire_authorization_codes() {
   control("/_sim/expire_authorization_codes", "{}");
 }
@@ -280,6 +288,11 @@ void Simulator::set_tenant_policy(const TenantPolicy& policy) {
   writer.Int64(policy.refresh_error_code);
   writer.Key("error");
   writer.String(policy.error.c_str());
+  if (!policy.description.empty()) {
+    writer.Key("description");
+    writer.String(policy.description.c_str(),
+                  static_cast<rapidjson::SizeType>(policy.description.size()));
+  }
   writer.EndObject();
   control("/_sim/policy", buffer.GetString());
 }

@@ -72,6 +72,7 @@ struct TenantPolicy {
   bool refuse_device_code_refresh = false;  // refresh tokens of device-code sign-ins refused
   long refresh_error_code = 530036;
   std::string error = "invalid_grant";  // the OAuth `error` of every refusal (or access_denied)
+  std::string description{};            // empty: Microsoft's text for the AADSTS number
 };
 
 class Simulator {
@@ -109,6 +110,8 @@ class Simulator {
   // Any outcome (an error page for a bad redirect_uri, ...); action: approve | decline.
   BrowserOutcome browser_authorize(const std::string& sign_in_url,
                                    const std::string& action = "approve");
+  // A plain GET of the sign_in_url, as `curl` without -L: the 302 (its `location`) or the page.
+  HttpReply browser_get(const std::string& sign_in_url);
   // Every authorization code issued so far expires now (the next redemption: AADSTS70008).
   void expire_authorization_codes();
 

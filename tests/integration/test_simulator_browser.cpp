@@ -76,11 +76,12 @@ struct Authorize {
   std::string scope = "User.Read openid profile offline_access";
   std::string state = "st4te-0123456789abcdef";
   std::string challenge = kChallenge;
+  std::string response_mode = "query";
   std::string extra{};  // more "&name=value"
 
   std::string path() const {
     std::string out =
-        "/" + tenant + "/oauth2/v2.0/authorize?response_type=code&response_mode=query";
+        "/" + tenant + "/oauth2/v2.0/authorize?response_type=code&response_mode=" + response_mode;
     if (!client_id.empty()) out += "&client_id=" + encode(client_id);
     if (!redirect_uri.empty()) out += "&redirect_uri=" + encode(redirect_uri);
     if (!scope.empty()) out += "&scope=" + encode(scope);
@@ -238,6 +239,15 @@ TEST_CASE(
     CHECK_MESSAGE(address.rfind(uri + "?code=", 0) == 0, address);
   }
 
+  // response_mode=fragment puts the answer after '#'; a plain GET through browser_get.
+  Authorize fragment;
+  fragment.response_mode = "fragment";
+  fragment.redirect_uri = "http://127.0.0.1:9/cb";
+  const HttpReply in_fragment = sim.browser_get(sim.https_url() + fragment.path());
+  CHECK(in_fragment.status == 302);
+  CHECK_MESSAGE(in_fragment.location.rfind("http://127.0.0.1:9/cb#code=", 0) == 0,
+                in_fragment.location);
+
   const auto declined = params_of(sim.browser_decline(sim.https_url() + Authorize{}.path()));
   CHECK(declined.at("error") == "access_denied");
   CHECK(declined.at("error_description").rfind("AADSTS65004: ", 0) == 0);
@@ -251,7 +261,7 @@ TEST_CASE(
   CHECK(params_of(get_declined.location).at("error") == "access_denied");
   const auto counters = sim.counters();
   INFO(counters.json);
-  CHECK(counters.authorization_codes_issued == 3);
+  CHECK(counters.authorization_codes_issued == 4);
 }
 
 TEST_CASE("simulator: an authorization code needs its own redirect URI and expires" *
@@ -292,6 +302,13 @@ TEST_CASE(
   REQUIRE(browser_tokens.status == 200);
   const auto browser_refresh = json_str(parse_json(browser_tokens.body), "refresh_token");
 
+  // A code issued before the policy and approved is refused at its poll too.
+  const auto before = sim.https_post_form("/common/oauth2/v2.0/devicecode",
+                                          "client_id=" + encode(kClient) + "&scope=User.Read");
+  REQUIRE_MESSAGE(before.status == 200, before.body);
+  const auto early_code = parse_json(before.body);
+  sim.approve(json_str(early_code, "user_code"));
+
   // Security defaults, sent as access_denied: /devicecode is refused.
   sim.set_tenant_policy({.device_code = "refuse_at_request",
                          .refuse_device_code_refresh = true,
@@ -299,6 +316,12 @@ TEST_CASE(
   const auto request_scope = "client_id=" + encode(kClient) + "&scope=User.Read";
   check_entra_error(sim.https_post_form("/common/oauth2/v2.0/devicecode", request_scope),
                     "access_denied", 530035);
+  check_entra_error(
+      sim.https_post_form(
+          "/common/oauth2/v2.0/token",
+          "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id=" + encode(kClient) +
+              "&device_code=" + json_str(early_code, "device_code")),
+      "access_denied", 530035);
   // Refresh tokens of device-code sign-ins are refused (530036), browser ones are not.
   check_entra_error(refresh(sim, device_refresh), "access_denied", 530036);
   CHECK(refresh(sim, browser_refresh).status == 200);
@@ -308,7 +331,8 @@ TEST_CASE(
   // Conditional Access on one tenant, at the poll after the user approved.
   sim.set_tenant_policy({.tenant = "contoso.onmicrosoft.com",
                          .device_code = "refuse_at_poll",
-                         .device_code_error_code = 53003});
+                         .device_code_error_code = 53003,
+                         .description = "Blocked by the test's policy."});
   const auto issued =
       sim.https_post_form("/contoso.onmicrosoft.com/oauth2/v2.0/devicecode", request_scope);
   REQUIRE_MESSAGE(issued.status == 200, issued.body);
@@ -321,15 +345,20 @@ TEST_CASE(
   };
   check_entra_error(poll(), "authorization_pending", 70016);
   sim.approve(json_str(code, "user_code"));
-  check_entra_error(poll(), "invalid_grant", 53003);
+  const HttpReply refused = poll();
+  check_entra_error(refused, "invalid_grant", 53003);
+  CHECK(json_str(parse_json(refused.body), "error_description")
+            .rfind("AADSTS53003: Blocked by the test's policy.\r\n", 0) == 0);
   check_entra_error(poll(), "invalid_grant", 90120);
-  CHECK(sim.counters().policy_refusals == 3);
+  CHECK(sim.counters().policy_refusals == 4);
+  const auto codes = parse_json(sim.get("/_sim/codes").body);
+  CHECK(json_str(codes["codes"][codes["codes"].Size() - 1], "state") == "refused");
 
   sim.clear_tenant_policies();
   CHECK(device_code_tokens(sim) != "");
   CHECK(refresh(sim, device_refresh).status == 200);
   const auto counters = sim.counters();
   INFO(counters.json);
-  CHECK(counters.policy_refusals == 3);
+  CHECK(counters.policy_refusals == 4);
   CHECK(counters.interval_violations == 0);
 }
