@@ -52,7 +52,8 @@ std::string attributes_template() {
   // new values (dict(...), list + list, a namespace).
   const std::string limit = std::to_string(kMaxAttributeBytes);
   const std::string is_list =
-      " is sequence and value_json['value'] is not string and "
+      " is defined and value_json['value'] is sequence and "
+      "value_json['value'] is not string and "
       "value_json['value'] is not mapping";
   return "{% set ns = namespace(listed=[], full=false) %}"
          "{% if value_json is mapping %}"
@@ -75,7 +76,8 @@ std::string attributes_template() {
 // collection (`value`), else `ok`.
 constexpr const char* kCountOrOk =
     "{{ value_json['value'] | length if value_json is mapping and value_json['value'] is "
-    "sequence and value_json['value'] is not string and value_json['value'] is not mapping "
+    "defined and value_json['value'] is sequence and value_json['value'] is not string and "
+    "value_json['value'] is not mapping "
     "else 'ok' }}";
 
 void availability_entry(json::Writer& w, const std::string& topic, const std::string& state) {

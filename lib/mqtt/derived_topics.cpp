@@ -71,12 +71,15 @@ void DerivedTopics::on_auth_code(const std::string& account, const std::string& 
                                  std::optional<SystemTime> expires_at) {
   const std::string prefix = base_ + "/" + account + "/auth/";
   const auto address = code_json.empty() ? std::nullopt : qr_address(code_json);
-  std::string& shown = qr_text_[account];
+  Shown& shown = qr_[account];
   if (!address) {
-    shown.clear();
+    shown = {};
     set(prefix + "qr", "");
-  } else if (*address != shown || session_.retained_value(prefix + "qr") == nullptr) {
-    shown = *address;
+  } else if (*address != shown.text || expires_at != shown.expires_at ||
+             session_.retained_value(prefix + "qr") == nullptr) {
+    // A renewed device code has the same verification URI but a new expiry: the retained image
+    // must not expire with the old code.
+    shown = {*address, expires_at};
     session_.set_retained(prefix + "qr", qr_png(*address), expires_at);
   }
   if (!config_.mqtt.plain_topics) return;

@@ -47,7 +47,11 @@ class DerivedTopics {
   MqttSession& session_;
   std::string base_;
   std::unordered_map<std::string, Parent> parents_;
-  std::unordered_map<std::string, std::string> qr_text_;  // account -> text of its current QR
+  struct Shown {
+    std::string text;
+    std::optional<SystemTime> expires_at;
+  };
+  std::unordered_map<std::string, Shown> qr_;  // account -> its current QR code
 };
 
 // The address a QR code should hold for an auth/code object: `sign_in_url` (a browser sign-in),

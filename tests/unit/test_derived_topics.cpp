@@ -123,6 +123,21 @@ TEST_CASE("derived topics: auth/qr is set with auth/code, with its expiry, and c
   CHECK(w.value("graph2mqtt/kitchen/auth/qr").empty());
 }
 
+TEST_CASE("derived topics: a renewed code with the same URI re-sends auth/qr with its expiry") {
+  World w(false);
+  w.session.set_retained("graph2mqtt/kitchen/auth/code", kDeviceCode,
+                         w.clock.system() + Seconds(600));
+  const auto first = w.client.sent.size();
+  // slow_down re-publishes auth/code with the same expiry: nothing new to draw.
+  w.session.set_retained("graph2mqtt/kitchen/auth/code", kDeviceCode,
+                         w.clock.system() + Seconds(600));
+  CHECK(w.client.sent.size() == first + 1);
+  w.clock.advance(Seconds(600));
+  w.session.set_retained("graph2mqtt/kitchen/auth/code", kDeviceCode,
+                         w.clock.system() + Seconds(900));
+  CHECK(w.expiry_sent("graph2mqtt/kitchen/auth/qr") == 900u);
+}
+
 TEST_CASE("derived topics: plain sub-topics of auth/code and auth/state") {
   World w(true);
   w.session.set_retained("graph2mqtt/kitchen/auth/state",
