@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <rapidjson/pointer.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -339,8 +340,9 @@ class Validator {
     }
     const auto m = MapView::open(diag_, *field);
     if (!m) return;
-    m->check_known(diag_, {"server", "base_topic", "client_id", "username", "password",
-                           "password_file", "ca", "cert", "key", "version", "keepalive"});
+    m->check_known(
+        diag_, {"server", "base_topic", "client_id", "username", "password", "password_file", "ca",
+                "cert", "key", "version", "keepalive", "plain_topics"});
     auto& out = cfg_.mqtt;
     bool server_ok = false;
     if (auto f = m->get("server")) {
@@ -411,6 +413,9 @@ class Validator {
           out.keepalive = *d;
         }
       }
+    }
+    if (auto f = m->get("plain_topics")) {
+      if (auto b = config_detail::read_bool(diag_, *f)) out.plain_topics = *b;
     }
   }
 
@@ -700,7 +705,7 @@ class Validator {
       }
       const auto r = MapView::open(diag_, f);
       if (!r) continue;
-      r->check_known(diag_, {"path", "every", "max_pages"});
+      r->check_known(diag_, {"path", "every", "max_pages", "fields", "ha_state"});
       ResourceConfig res;
       res.name = entry.key;
       bool ok = true;
@@ -742,7 +747,30 @@ class Validator {
           }
         }
       }
+      if (auto fl = r->get("fields")) fields(*fl, res);
+      if (auto hs = r->get("ha_state")) res.ha_state = read_nonempty(*hs);
       if (ok) out.resources.push_back(std::move(res));
+    }
+  }
+
+  void fields(const Field& field, ResourceConfig& res) {
+    const auto m = MapView::open(diag_, field);
+    if (!m) return;
+    for (const auto& entry : m->entries()) {
+      const Field& f = entry.value;
+      if (!matches_name(entry.key)) {
+        diag_.error(f.line, f.path, "a field name must be 1 to 64 letters, digits, `_` or `-`");
+        continue;
+      }
+      const auto pointer = config_detail::read_string(diag_, f);
+      if (!pointer) continue;
+      // RFC 6901: empty (the whole body) or `/`-separated tokens, `~` only as `~0` or `~1`.
+      if ((!pointer->empty() && pointer->front() != '/') ||
+          !rapidjson::Pointer(pointer->c_str(), pointer->size()).IsValid()) {
+        diag_.error(f.line, f.path, "must be a JSON pointer (RFC 6901) such as /value/0/subject");
+        continue;
+      }
+      res.fields.emplace_back(entry.key, *pointer);
     }
   }
 

@@ -35,6 +35,7 @@ struct MqttConfig {
   std::optional<std::filesystem::path> ca, cert, key;
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
+  bool plain_topics = false;  // plain-text sub-topics for small displays (CONTRACT §1)
 };
 
 struct IdentityConfig {
@@ -60,6 +61,9 @@ struct ResourceConfig {
   std::string path;  // template, placeholders validated
   std::chrono::seconds every{60};
   int max_pages = 1;
+  // `fields`: NAME -> JSON pointer into the body, each published as graph/R/NAME (plain_topics).
+  std::vector<std::pair<std::string, std::string>> fields;  // in file order
+  std::optional<std::string> ha_state;  // Home Assistant state template (CONTRACT §4)
 };
 
 struct AccountConfig {
