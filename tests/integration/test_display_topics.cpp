@@ -177,3 +177,40 @@ TEST_CASE("display topics: without plain_topics there are no plain sub-topics") 
   CHECK(d.messages("graph2mqtt/kitchen/auth/state/+").empty());
   CHECK(d.messages("graph2mqtt/kitchen/auth/code/+").empty());
 }
+
+TEST_CASE("display topics: auth/qr of a browser sign-in holds its sign-in address") {
+  Scenario s;
+  auto& d = s.display;
+  d.wait_for("graph2mqtt/kitchen/auth/qr", cleared);
+  const auto since = d.mark();
+  auto reply = d.request("login", R"({"account":"kitchen","method":"browser"})");
+  REQUIRE(json_str(reply, "status") == "ok");
+  const std::string url = json_str(reply["data"]["code"], "sign_in_url");
+  REQUIRE(url.find("code_challenge=") != std::string::npos);
+  const auto qr = d.wait_for(
+      "graph2mqtt/kitchen/auth/qr", [](const Message& m) { return !m.payload.empty(); }, 10s,
+      since);
+  CHECK(zbar_read(s.tmp, qr.payload) == url);
+  const auto after = d.mark();
+  CHECK(json_str(d.request("cancel", R"({"account":"kitchen"})"), "status") == "ok");
+  d.wait_for("graph2mqtt/kitchen/auth/qr", cleared, 10s, after);
+}
+
+TEST_CASE("display topics: auth/state.error says why a sign-in ended for an unknown tenant") {
+  ScenarioOptions o;
+  o.accounts = std::string("kitchen:\n  client_id: ") + kClientId +
+               "\n  tenant: contoso-.com\n  sign_in_method: device_code\n";
+  Scenario s(o);
+  const auto since = s.display.mark();
+  auto reply = s.display.request("login", R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "error");
+  const auto state = s.display.wait_for_json(
+      "graph2mqtt/kitchen/auth/state",
+      [](const rapidjson::Value& v) { return json_str(v, "reason") == "error"; }, 10s, since);
+  const auto doc = state.json();
+  REQUIRE(doc["error"].IsObject());
+  CHECK_FALSE(json_str(doc["error"], "error").empty());
+  CHECK(json_str(doc["error"], "description").find("AADSTS900023") != std::string::npos);
+  CHECK(json_str(doc["error"], "description").find("contoso-.com") != std::string::npos);
+  CHECK(doc["error"]["policy"].IsNull());
+}
