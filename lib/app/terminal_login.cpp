@@ -25,7 +25,7 @@ class TerminalSignIn {
  public:
   TerminalSignIn(const Config& config, const AccountConfig& account, EventLoop& loop, Http& http,
                  TokenStore& store, Logger& log)
-      : resolver_(config, loop, http, log),
+      : resolver_(config, http, log),
         config_(config),
         account_(account),
         loop_(loop),

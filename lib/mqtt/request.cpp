@@ -1,27 +1,192 @@
 #include "mqtt/request.h"
 
-#include <cctype>
+#include <rapidjson/reader.h>
+
+#include <array>
 
 #include "json/json.h"
+#include "mqtt/topics.h"
 
 namespace g2m {
 
 namespace {
+
 bool is_wildcard_or_system(const std::string& topic) {
   return topic.empty() || topic.find_first_of("+#") != std::string::npos || topic.front() == '$';
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
+bool is_json_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
+
+// Finds the text of the top-level member `transaction` as it stands in the payload (the first
+// one, as FindMember does), so that the reply echoes the same bytes rather than a re-serialised
+// value (CONTRACT §6 Untrusted input: `1.50` stays `1.50`, `"\u00e9"` stays `"\u00e9"`). Runs on
+// a payload that json::parse already accepted.
+class TransactionFinder
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TransactionFinder> {
+ public:
+  TransactionFinder(std::string_view text, const rapidjson::StringStream& stream)
+      : text_(text), stream_(stream) {}
+
+  std::optional<std::string_view> found() const { return found_; }
+
+  bool Key(const char* s, rapidjson::SizeType length, bool) {
+    if (depth_ == 1 && std::string_view(s, length) == "transaction") {
+      // The value starts after the key's closing quote, blanks, the colon and blanks.
+      std::size_t i = stream_.Tell();
+      while (i < text_.size() && (is_json_space(text_[i]) || text_[i] == ':')) ++i;
+      start_ = i;
+      value_depth_ = depth_;
+    }
+    return true;
+  }
+  bool StartObject() { return open(); }
+  bool EndObject(rapidjson::SizeType) { return close(); }
+  bool StartArray() { return open(); }
+  bool EndArray(rapidjson::SizeType) { return close(); }
+  bool Default() { return scalar(); }
+  // Strings and numbers are not routed through Default() by every rapidjson version.
+  bool String(const char*, rapidjson::SizeType, bool) { return scalar(); }
+  bool RawNumber(const char*, rapidjson::SizeType, bool) { return scalar(); }
+
+ private:
+  bool open() {
+    ++depth_;
+    return true;
+  }
+  bool close() {
+    --depth_;
+    return end_value();
+  }
+  bool scalar() { return end_value(); }
+  // After a value at the transaction's level: the text so far is the whole value.
+  bool end_value() {
+    if (!start_ || depth_ != value_depth_) return true;
+    found_ = text_.substr(*start_, stream_.Tell() - *start_);
+    return false;  // done: stop reading
+  }
+
+  std::string_view text_;
+  const rapidjson::StringStream& stream_;
+  int depth_ = 0;
+  int value_depth_ = -1;
+  std::optional<std::size_t> start_;
+  std::optional<std::string_view> found_;
+};
+
+std::optional<std::string> transaction_text(std::string_view payload) {
+  // StringStream reads up to a NUL: the view is copied to a terminated string.
+  const std::string text(payload);
+  rapidjson::StringStream stream(text.c_str());
+  TransactionFinder finder(text, stream);
+  rapidjson::Reader reader;
+  reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag>(stream,
+                                                                                       finder);
+  if (!finder.found()) return std::nullopt;
+  return std::string(*finder.found());
+}
+
+// One row per action: its name and how its fields become its command. The "unknown action"
+// sentence lists the names in this order.
+struct Action {
+  std::string_view name;
+  std::variant<Command, CommandError> (*parse)(const rapidjson::Value& body);
+};
+
+CommandError field_error(std::string message) {
+  return CommandError{std::move(message), false};
+}
+
+// An optional string field: absent, a string, or an error.
+std::variant<std::optional<std::string>, CommandError> optional_string(const rapidjson::Value& body,
+                                                                       const char* name,
+                                                                       const char* error) {
+  const auto it = body.FindMember(name);
+  if (it == body.MemberEnd()) return std::optional<std::string>();
+  if (!it->value.IsString()) return field_error(error);
+  return std::optional<std::string>(
+      std::string(it->value.GetString(), it->value.GetStringLength()));
+}
+
+std::variant<Command, CommandError> parse_login(const rapidjson::Value& body) {
+  LoginCommand c;
+  const auto force = body.FindMember("force");
+  if (force != body.MemberEnd()) {
+    if (!force->value.IsBool()) return field_error("`force` must be true or false");
+    c.force = force->value.GetBool();
+  }
+  const auto method = body.FindMember("method");
+  if (method != body.MemberEnd()) {
+    const auto parsed =
+        method->value.IsString()
+            ? parse_sign_in_method({method->value.GetString(), method->value.GetStringLength()})
+            : std::nullopt;
+    if (!parsed) return field_error("`method` must be \"device_code\" or \"browser\"");
+    c.method = parsed;
+  }
+  return c;
+}
+
+std::variant<Command, CommandError> parse_complete(const rapidjson::Value& body) {
+  auto url = optional_string(body, "url", "`url` is required and must be a string");
+  if (auto* e = std::get_if<CommandError>(&url)) return *e;
+  auto& value = std::get<std::optional<std::string>>(url);
+  if (!value) return field_error("`url` is required and must be a string");
+  return CompleteCommand{std::move(*value)};
+}
+
+std::variant<Command, CommandError> parse_refresh(const rapidjson::Value& body) {
+  auto resource = optional_string(body, "resource", "`resource` must be a string");
+  if (auto* e = std::get_if<CommandError>(&resource)) return *e;
+  return RefreshCommand{std::move(std::get<std::optional<std::string>>(resource))};
+}
+
+std::variant<Command, CommandError> parse_graph(const rapidjson::Value& body) {
+  auto path = optional_string(body, "path", "`path` is required and must be a string");
+  if (auto* e = std::get_if<CommandError>(&path)) return *e;
+  auto& value = std::get<std::optional<std::string>>(path);
+  if (!value) return field_error("`path` is required and must be a string");
+  return GraphCommand{std::move(*value)};
+}
+
+template <typename C>
+std::variant<Command, CommandError> no_fields(const rapidjson::Value&) {
+  return C{};
+}
+
+constexpr std::array<Action, 7> kActions = {{
+    {"login", parse_login},
+    {"logout", no_fields<LogoutCommand>},
+    {"cancel", no_fields<CancelCommand>},
+    {"complete", parse_complete},
+    {"refresh", parse_refresh},
+    {"status", no_fields<StatusCommand>},
+    {"graph", parse_graph},
+}};
+
+const Action* find_action(std::string_view name) {
+  for (const auto& a : kActions) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+std::string unknown_action(const std::string& action) {
+  std::string names;
+  for (const auto& a : kActions) {
+    if (!names.empty()) names += ", ";
+    names += a.name;
+  }
+  return "unknown action `" + action + "`; the actions are " + names;
+}
+
 }  // namespace
 
-std::variant<Request, RequestError> parse_request(const std::string& base_topic,
+std::variant<Request, RequestError> parse_request(const ReplyPolicy& policy,
                                                   const MqttMessage& message) {
   Request req;
-  const std::string prefix = base_topic + "/bridge/request/";
-  req.action = message.topic.substr(prefix.size());
+  req.action = topics::request_action(policy.base_topic, message.topic).value_or(message.topic);
   req.correlation_data = message.correlation_data;
 
   if (message.payload.size() > kMaxRequestBytes) {
@@ -44,8 +209,8 @@ std::variant<Request, RequestError> parse_request(const std::string& base_topic,
 
   const auto tx = req.body.FindMember("transaction");
   if (tx != req.body.MemberEnd() && !tx->value.IsNull()) {
-    const std::string echoed = json::to_string(tx->value);
-    if (echoed.empty()) return RequestError{"`transaction` is a number out of range", std::nullopt};
+    const auto echoed = transaction_text(text);
+    if (!echoed) return RequestError{"`transaction` could not be read", std::nullopt};
     if (!tx->value.IsString() && !tx->value.IsNumber()) {
       return RequestError{"`transaction` must be a string or a number", echoed};
     }
@@ -54,11 +219,13 @@ std::variant<Request, RequestError> parse_request(const std::string& base_topic,
 
   if (message.response_topic) {
     const std::string& rt = *message.response_topic;
-    const std::string replies = base_topic + "/bridge/response/";
-    if (!response_topic_allowed(base_topic, rt)) {
+    if (!response_topic_allowed(policy, rt)) {
       return RequestError{"the response topic `" + rt +
-                              "` is not allowed (wildcards, $ topics and topics under `" +
-                              base_topic + "/` other than `" + replies + "` are refused)",
+                              "` is not allowed (wildcards, $ topics, topics under `" +
+                              policy.base_topic + "/` other than `" +
+                              topics::bridge_response_prefix(policy.base_topic) +
+                              "` and topics under the Home Assistant prefix `" +
+                              policy.discovery_prefix + "/` are refused)",
                           req.transaction};
     }
     req.response_topic = rt;
@@ -74,11 +241,24 @@ std::variant<Request, RequestError> parse_request(const std::string& base_topic,
   return req;
 }
 
-bool response_topic_allowed(const std::string& base_topic, const std::string& topic) {
-  const std::string own = base_topic + "/";
-  const std::string replies = base_topic + "/bridge/response/";
+bool response_topic_allowed(const ReplyPolicy& policy, const std::string& topic) {
   if (is_wildcard_or_system(topic)) return false;
+  if (!policy.discovery_prefix.empty() && topics::is_under(topic, policy.discovery_prefix)) {
+    return false;
+  }
+  const std::string own = policy.base_topic + "/";
+  const std::string replies = topics::bridge_response_prefix(policy.base_topic);
   return topic.compare(0, own.size(), own) != 0 || topic.compare(0, replies.size(), replies) == 0;
+}
+
+bool known_action(std::string_view action) {
+  return find_action(action) != nullptr;
+}
+
+std::variant<Command, CommandError> parse_command(const Request& request) {
+  const Action* action = find_action(request.action);
+  if (action == nullptr) return CommandError{unknown_action(request.action), true};
+  return action->parse(request.body);
 }
 
 std::string ok_reply(const std::string& data_json, const std::optional<std::string>& transaction) {
@@ -107,48 +287,6 @@ std::string error_reply(const std::string& error, std::optional<long long> retry
   }
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-std::optional<std::string> check_graph_path(const std::string& path) {
-  if (path.empty() || path.front() != '/') return "`path` must start with /";
-  for (unsigned char c : path) {
-    if (c < 0x20 || c == 0x7f || c == ' ')
-      return "`path` must not contain spaces or control characters";
-    if (c == '\\') return "`path` must not contain a backslash";
-  }
-  if (path.find("//") != std::string::npos) return "`path` must not contain //";
-  if (path.find("://") != std::string::npos) return "`path` must be a path, not a URL";
-  // Dot segments, also percent-encoded (%2e), in the part before the query.
-  const std::string route = lower(path.substr(0, path.find_first_of("?#")));
-  std::string decoded;
-  for (size_t i = 0; i < route.size(); ++i) {
-    if (route[i] == '%' && i + 2 < route.size() && route.compare(i + 1, 2, "2e") == 0) {
-      decoded += '.';
-      i += 2;
-    } else if (route[i] == '%' && i + 2 < route.size() && route.compare(i + 1, 2, "2f") == 0) {
-      decoded += '/';
-      i += 2;
-    } else {
-      decoded += route[i];
-    }
-  }
-  size_t start = 1;
-  while (start <= decoded.size()) {
-    const size_t end = decoded.find('/', start);
-    const std::string segment =
-        decoded.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (segment == "." || segment == "..") return "`path` must not contain . or .. segments";
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return std::nullopt;
-}
-
-bool path_allowed_by(const std::string& path, const std::string& prefix) {
-  if (path.compare(0, prefix.size(), prefix) != 0) return false;
-  if (path.size() == prefix.size() || prefix.back() == '/') return true;
-  const char next = path[prefix.size()];
-  return next == '/' || next == '?';
 }
 
 }  // namespace g2m

@@ -1,4 +1,4 @@
-#include "app/agent.h"
+#include "app/bridge.h"
 
 #include <random>
 
@@ -6,29 +6,29 @@
 #include "common/version.h"
 #include "homeassistant/discovery.h"
 #include "json/json.h"
+#include "mqtt/topics.h"
 
 namespace g2m {
 
 namespace {
-const char* const kActions[] = {"login", "logout", "cancel", "refresh", "status", "graph"};
-
-bool known_action(const std::string& action) {
-  for (const char* a : kActions) {
-    if (action == a) return true;
-  }
-  return false;
-}
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 }  // namespace
 
-Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,
-             Logger& log)
+Bridge::Bridge(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt,
+               TokenStore& store, Logger& log)
     : config_(config),
       loop_(loop),
       http_(http),
       log_(log),
       session_(loop, mqtt, log),
-      endpoints_(config, loop, http, log),
+      endpoints_(config, http, log),
       base_(config.mqtt.base_topic),
+      reply_policy_{config.mqtt.base_topic, config.homeassistant_prefix},
       token_file_timer_(loop) {
   std::random_device random;
   const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) ^ random();
@@ -42,16 +42,16 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
   }
 }
 
-Agent::~Agent() = default;
+Bridge::~Bridge() = default;
 
-Account* Agent::find_account(const std::string& name) {
+Account* Bridge::find_account(const std::string& name) {
   for (auto& a : accounts_) {
     if (a->name() == name) return a.get();
   }
   return nullptr;
 }
 
-std::optional<CommandResult> Agent::sign_in_cap_reached() const {
+std::optional<CommandResult> Bridge::sign_in_cap_reached() const {
   const auto cap = static_cast<std::size_t>(config_.identity.max_pending_sign_ins);
   std::size_t under_way = 0;
   std::optional<SteadyTime> first_expiry;
@@ -75,22 +75,22 @@ std::optional<CommandResult> Agent::sign_in_cap_reached() const {
       wait);
 }
 
-void Agent::start() {
-  session_.set_retained(base_ + "/bridge/state", R"({"state":"online"})");
-  session_.set_retained(base_ + "/bridge/info", json::object([&](json::Fields& f) {
+void Bridge::start() {
+  session_.set_retained(topics::bridge_state(base_), R"({"state":"online"})");
+  session_.set_retained(topics::bridge_info(base_), json::object([&](json::Fields& f) {
                           f.str("version", kVersion).str("base_topic", base_);
                           std::vector<std::string> names;
                           for (const auto& a : config_.accounts) names.push_back(a.name);
                           f.strings("accounts", names);
                           f.str("started_at", format_utc(loop_.clock().system()));
                         }));
-  std::vector<std::string> filters = {base_ + "/bridge/request/#"};
+  std::vector<std::string> filters = {topics::bridge_request_filter(base_)};
   if (config_.homeassistant_enabled) {
     for (auto& [topic, payload] : discovery_messages(config_)) {
       discovery_topics_.push_back(topic);
       session_.set_retained(topic, std::move(payload));
     }
-    filters.push_back(config_.homeassistant_prefix + "/status");
+    filters.push_back(topics::homeassistant_status(config_.homeassistant_prefix));
   }
   for (auto& account : accounts_) account->start();
   if (config_.mqtt.tls) session_.on_connect_failure([this](const std::string&) { diagnose_tls(); });
@@ -98,7 +98,7 @@ void Agent::start() {
   watch_token_files();
 }
 
-void Agent::diagnose_tls() {
+void Bridge::diagnose_tls() {
   // Paho only says "no answer" when a TLS connection fails; a handshake with libcurl against the
   // same host, CA and client certificate says why (unknown CA, name mismatch, no certificate).
   const auto& m = config_.mqtt;
@@ -123,7 +123,7 @@ void Agent::diagnose_tls() {
   });
 }
 
-void Agent::watch_token_files() {
+void Bridge::watch_token_files() {
   // `graph2mqtt login` may write a token file for an account that has none: notice it within 2 s.
   token_file_timer_.start_after(Seconds(1), [this] {
     for (auto& a : accounts_) {
@@ -133,17 +133,17 @@ void Agent::watch_token_files() {
   });
 }
 
-void Agent::stop() {
+void Bridge::stop() {
   token_file_timer_.cancel();
   for (auto& account : accounts_) account->shutdown();
-  session_.shutdown(base_ + "/bridge/state", Millis(1000));
+  session_.shutdown(topics::bridge_state(base_), Millis(1000));
 }
 
-void Agent::send_reply(const std::string& action, const std::optional<std::string>& response_topic,
-                       const std::optional<std::string>& correlation_data,
-                       const std::string& payload) {
+void Bridge::send_reply(const std::string& action, const std::optional<std::string>& response_topic,
+                        const std::optional<std::string>& correlation_data,
+                        const std::string& payload) {
   OutgoingMessage fixed;
-  fixed.topic = base_ + "/bridge/response/" + action;
+  fixed.topic = topics::bridge_response(base_, action);
   fixed.payload = payload;
   session_.send(fixed);
   if (response_topic) {
@@ -155,8 +155,9 @@ void Agent::send_reply(const std::string& action, const std::optional<std::strin
   }
 }
 
-void Agent::on_message(MqttMessage message) {
-  if (config_.homeassistant_enabled && message.topic == config_.homeassistant_prefix + "/status") {
+void Bridge::on_message(MqttMessage message) {
+  if (config_.homeassistant_enabled &&
+      message.topic == topics::homeassistant_status(config_.homeassistant_prefix)) {
     // Home Assistant's birth message: it may have lost its entities, so send them again.
     if (message.payload == "online") {
       log_.info("Home Assistant is online: re-publishing discovery");
@@ -164,22 +165,21 @@ void Agent::on_message(MqttMessage message) {
     }
     return;
   }
-  const std::string prefix = base_ + "/bridge/request/";
-  if (message.topic.compare(0, prefix.size(), prefix) != 0) return;
+  const auto action = topics::request_action(base_, message.topic);
+  if (!action) return;
   if (message.retained) {
     // A retained request would run again at every reconnection.
     log_.warn("ignoring the retained request on ", message.topic,
               " (clear it with an empty retained message)");
     return;
   }
-  const std::string action = message.topic.substr(prefix.size());
-  auto parsed = parse_request(base_, message);
+  auto parsed = parse_request(reply_policy_, message);
   if (auto* error = std::get_if<RequestError>(&parsed)) {
-    log_.warn("request ", action, ": ", error->message);
+    log_.warn("request ", *action, ": ", error->message);
     // A refused response topic gets no reply of its own; other errors go there too.
     const bool topic_allowed =
-        message.response_topic && response_topic_allowed(base_, *message.response_topic);
-    send_reply(action, topic_allowed ? message.response_topic : std::nullopt,
+        message.response_topic && response_topic_allowed(reply_policy_, *message.response_topic);
+    send_reply(*action, topic_allowed ? message.response_topic : std::nullopt,
                message.correlation_data,
                error_reply(error->message, std::nullopt, error->transaction));
     return;
@@ -187,7 +187,7 @@ void Agent::on_message(MqttMessage message) {
   dispatch(std::move(std::get<Request>(parsed)));
 }
 
-void Agent::dispatch(Request request) {
+void Bridge::dispatch(Request request) {
   const std::string action = request.action;
   const auto transaction = request.transaction;
   const auto response_topic = request.response_topic;
@@ -197,15 +197,14 @@ void Agent::dispatch(Request request) {
                                           : error_reply(result.error, result.retry_in, transaction);
     send_reply(action, response_topic, correlation, payload);
   };
-  if (!known_action(action)) {
-    reply(
-        CommandResult::failure("unknown action `" + action +
-                               "`; the actions are login, logout, cancel, refresh, status, graph"));
+  auto parsed = parse_command(request);
+  if (auto* error = std::get_if<CommandError>(&parsed); error && error->unknown_action) {
+    reply(CommandResult::failure(error->message));
     return;
   }
-  const auto& body = request.body;
 
-  if (action == "status" && !request.account) {
+  if (std::holds_alternative<Command>(parsed) &&
+      std::holds_alternative<StatusCommand>(std::get<Command>(parsed)) && !request.account) {
     std::string data = "{\"accounts\":{";
     bool first = true;
     for (auto& a : accounts_) {
@@ -234,49 +233,34 @@ void Agent::dispatch(Request request) {
     reply(CommandResult::failure("`account` is required when several accounts are configured"));
     return;
   }
-
-  if (action == "status") {
-    reply(CommandResult::success(account->state_json()));
-  } else if (action == "login") {
-    bool force = false;
-    const auto it = body.FindMember("force");
-    if (it != body.MemberEnd()) {
-      if (!it->value.IsBool()) {
-        reply(CommandResult::failure("`force` must be true or false"));
-        return;
-      }
-      force = it->value.GetBool();
-    }
-    if (account->login_would_start(force)) {
-      if (auto refused = sign_in_cap_reached()) {
-        reply(*refused);
-        return;
-      }
-    }
-    account->login(force, reply);
-  } else if (action == "logout") {
-    account->logout(reply);
-  } else if (action == "cancel") {
-    account->cancel(reply);
-  } else if (action == "refresh") {
-    std::optional<std::string> resource;
-    const auto it = body.FindMember("resource");
-    if (it != body.MemberEnd()) {
-      if (!it->value.IsString()) {
-        reply(CommandResult::failure("`resource` must be a string"));
-        return;
-      }
-      resource = std::string(it->value.GetString(), it->value.GetStringLength());
-    }
-    account->refresh(resource, reply);
-  } else if (action == "graph") {
-    const auto it = body.FindMember("path");
-    if (it == body.MemberEnd() || !it->value.IsString()) {
-      reply(CommandResult::failure("`path` is required and must be a string"));
-      return;
-    }
-    account->graph_get(std::string(it->value.GetString(), it->value.GetStringLength()), reply);
+  // A field of the wrong type is reported once the account is known (an unknown account is
+  // the first thing to fix).
+  if (auto* error = std::get_if<CommandError>(&parsed)) {
+    reply(CommandResult::failure(error->message));
+    return;
   }
+  run(*account, std::move(std::get<Command>(parsed)), reply);
+}
+
+void Bridge::run(Account& account, Command command, const Reply& reply) {
+  std::visit(Overloaded{
+                 [&](const StatusCommand&) { reply(CommandResult::success(account.state_json())); },
+                 [&](const LoginCommand& c) {
+                   if (account.login_would_start(c.force)) {
+                     if (auto refused = sign_in_cap_reached()) {
+                       reply(*refused);
+                       return;
+                     }
+                   }
+                   account.login(c.force, c.method, reply);
+                 },
+                 [&](const LogoutCommand&) { account.logout(reply); },
+                 [&](const CancelCommand&) { account.cancel(reply); },
+                 [&](const CompleteCommand& c) { account.complete(c.url, reply); },
+                 [&](const RefreshCommand& c) { account.refresh(c.resource, reply); },
+                 [&](const GraphCommand& c) { account.graph_get(c.path, reply); },
+             },
+             command);
 }
 
 }  // namespace g2m
