@@ -1,7 +1,5 @@
 #include "mqtt/request.h"
 
-#include <rapidjson/reader.h>
-
 #include <array>
 
 #include "json/json.h"
@@ -19,72 +17,74 @@ bool is_json_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-// Finds the text of the top-level member `transaction` as it stands in the payload (the first
-// one, as FindMember does), so that the reply echoes the same bytes rather than a re-serialised
-// value (CONTRACT §6 Untrusted input: `1.50` stays `1.50`, `"\u00e9"` stays `"\u00e9"`). Runs on
-// a payload that json::parse already accepted.
-class TransactionFinder
-    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, TransactionFinder> {
- public:
-  TransactionFinder(std::string_view text, const rapidjson::StringStream& stream)
-      : text_(text), stream_(stream) {}
+// The end of the JSON string that starts at `i` (its opening quote).
+std::size_t skip_string(std::string_view text, std::size_t i) {
+  for (++i; i < text.size() && text[i] != '"'; ++i) {
+    if (text[i] == '\\') ++i;
+  }
+  return i + 1;
+}
 
-  std::optional<std::string_view> found() const { return found_; }
-
-  bool Key(const char* s, rapidjson::SizeType length, bool) {
-    if (depth_ == 1 && std::string_view(s, length) == "transaction") {
-      // The value starts after the key's closing quote, blanks, the colon and blanks.
-      std::size_t i = stream_.Tell();
-      while (i < text_.size() && (is_json_space(text_[i]) || text_[i] == ':')) ++i;
-      start_ = i;
-      value_depth_ = depth_;
+// The end of the JSON value that starts at `i`.
+std::size_t skip_value(std::string_view text, std::size_t i) {
+  if (i >= text.size()) return i;
+  if (text[i] == '"') return skip_string(text, i);
+  if (text[i] == '{' || text[i] == '[') {
+    int depth = 0;
+    while (i < text.size()) {
+      const char c = text[i];
+      if (c == '"') {
+        i = skip_string(text, i);
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') --depth;
+      ++i;
+      if (depth == 0) break;
     }
-    return true;
+    return i;
   }
-  bool StartObject() { return open(); }
-  bool EndObject(rapidjson::SizeType) { return close(); }
-  bool StartArray() { return open(); }
-  bool EndArray(rapidjson::SizeType) { return close(); }
-  bool Default() { return scalar(); }
-  // Strings and numbers are not routed through Default() by every rapidjson version.
-  bool String(const char*, rapidjson::SizeType, bool) { return scalar(); }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return scalar(); }
+  while (i < text.size() && !is_json_space(text[i]) && text[i] != ',' && text[i] != '}' &&
+         text[i] != ']') {
+    ++i;
+  }
+  return i;
+}
 
- private:
-  bool open() {
-    ++depth_;
-    return true;
-  }
-  bool close() {
-    --depth_;
-    return end_value();
-  }
-  bool scalar() { return end_value(); }
-  // After a value at the transaction's level: the text so far is the whole value.
-  bool end_value() {
-    if (!start_ || depth_ != value_depth_) return true;
-    found_ = text_.substr(*start_, stream_.Tell() - *start_);
-    return false;  // done: stop reading
-  }
+std::size_t skip_space(std::string_view text, std::size_t i) {
+  while (i < text.size() && is_json_space(text[i])) ++i;
+  return i;
+}
 
-  std::string_view text_;
-  const rapidjson::StringStream& stream_;
-  int depth_ = 0;
-  int value_depth_ = -1;
-  std::optional<std::size_t> start_;
-  std::optional<std::string_view> found_;
-};
+bool is_transaction_key(std::string_view key) {
+  if (key == "\"transaction\"") return true;
+  if (key.find('\\') == std::string_view::npos) return false;
+  // Spelt with escapes ("transactio\u006e"): FindMember compares the decoded name.
+  const auto decoded = json::parse(key);
+  return decoded && decoded->IsString() &&
+         std::string_view(decoded->GetString(), decoded->GetStringLength()) == "transaction";
+}
 
-std::optional<std::string> transaction_text(std::string_view payload) {
-  // StringStream reads up to a NUL: the view is copied to a terminated string.
-  const std::string text(payload);
-  rapidjson::StringStream stream(text.c_str());
-  TransactionFinder finder(text, stream);
-  rapidjson::Reader reader;
-  reader.Parse<rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseIterativeFlag>(stream,
-                                                                                       finder);
-  if (!finder.found()) return std::nullopt;
-  return std::string(*finder.found());
+// The text of the top-level member `transaction` as it stands in the payload (the first one, as
+// FindMember finds), so that the reply echoes the same bytes rather than a re-serialised value
+// (CONTRACT §6 Untrusted input: `1.50` stays `1.50`, `"\u00e9"` stays `"\u00e9"`). Runs only on a
+// payload that json::parse accepted as an object, so the scan can trust its shape.
+std::optional<std::string> transaction_text(std::string_view text) {
+  std::size_t i = skip_space(text, 0);
+  if (i >= text.size() || text[i] != '{') return std::nullopt;
+  i = skip_space(text, i + 1);
+  while (i < text.size() && text[i] == '"') {
+    const std::size_t key_end = skip_string(text, i);
+    const std::string_view key = text.substr(i, key_end - i);
+    i = skip_space(text, key_end);
+    if (i >= text.size() || text[i] != ':') return std::nullopt;
+    const std::size_t value = skip_space(text, i + 1);
+    const std::size_t value_end = skip_value(text, value);
+    if (is_transaction_key(key)) return std::string(text.substr(value, value_end - value));
+    i = skip_space(text, value_end);
+    if (i < text.size() && text[i] == ',') i = skip_space(text, i + 1);
+  }
+  return std::nullopt;
 }
 
 // One row per action: its name and how its fields become its command. The "unknown action"
