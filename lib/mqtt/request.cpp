@@ -128,12 +128,22 @@ std::variant<Command, CommandError> parse_login(const rapidjson::Value& body) {
   return c;
 }
 
+// A command whose one field is a required string: `field` (`url`, `path`).
+template <typename C, std::string C::*field>
+std::variant<Command, CommandError> one_required_string(const rapidjson::Value& body,
+                                                        const char* name) {
+  const std::string error = std::string("`") + name + "` is required and must be a string";
+  auto value = optional_string(body, name, error.c_str());
+  if (auto* e = std::get_if<CommandError>(&value)) return *e;
+  auto& text = std::get<std::optional<std::string>>(value);
+  if (!text) return field_error(error);
+  C c;
+  c.*field = std::move(*text);
+  return c;
+}
+
 std::variant<Command, CommandError> parse_complete(const rapidjson::Value& body) {
-  auto url = optional_string(body, "url", "`url` is required and must be a string");
-  if (auto* e = std::get_if<CommandError>(&url)) return *e;
-  auto& value = std::get<std::optional<std::string>>(url);
-  if (!value) return field_error("`url` is required and must be a string");
-  return CompleteCommand{std::move(*value)};
+  return one_required_string<CompleteCommand, &CompleteCommand::url>(body, "url");
 }
 
 std::variant<Command, CommandError> parse_refresh(const rapidjson::Value& body) {
@@ -143,11 +153,7 @@ std::variant<Command, CommandError> parse_refresh(const rapidjson::Value& body) 
 }
 
 std::variant<Command, CommandError> parse_graph(const rapidjson::Value& body) {
-  auto path = optional_string(body, "path", "`path` is required and must be a string");
-  if (auto* e = std::get_if<CommandError>(&path)) return *e;
-  auto& value = std::get<std::optional<std::string>>(path);
-  if (!value) return field_error("`path` is required and must be a string");
-  return GraphCommand{std::move(*value)};
+  return one_required_string<GraphCommand, &GraphCommand::path>(body, "path");
 }
 
 template <typename C>
