@@ -830,7 +830,8 @@ void Account::graph_get(const std::string& path, Reply reply) {
   }
   graph_fetch(ctx_.http, ctx_.loop.clock(), {graph_base(), path, 1, kMaxGraphBytes}, graph_auth(),
               [reply](GraphResult result) {
-                if (!result.status) {
+                // Too large to reply with is a failure, not an ok with a null body.
+                if (!result.status || result.code == "too_large") {
                   reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +
                                                result.message));
                   return;
