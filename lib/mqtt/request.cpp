@@ -122,7 +122,7 @@ std::variant<Command, CommandError> parse_login(const rapidjson::Value& body) {
         method->value.IsString()
             ? parse_sign_in_method({method->value.GetString(), method->value.GetStringLength()})
             : std::nullopt;
-    if (!parsed) return field_error("`method` must be \"device_code\" or \"browser\"");
+    if (!parsed) return field_error("`method` must be device_code or browser");
     c.method = parsed;
   }
   return c;

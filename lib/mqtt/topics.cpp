@@ -51,6 +51,10 @@ std::string auth_code(std::string_view base, std::string_view account) {
   return AccountTopics(base, account).auth_code();
 }
 
+std::string auth_qr(std::string_view base, std::string_view account) {
+  return AccountTopics(base, account).auth_qr();
+}
+
 std::string events(std::string_view base, std::string_view account) {
   return AccountTopics(base, account).events();
 }

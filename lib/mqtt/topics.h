@@ -21,6 +21,7 @@ std::optional<std::string> request_action(std::string_view base, std::string_vie
 
 std::string auth_state(std::string_view base, std::string_view account);
 std::string auth_code(std::string_view base, std::string_view account);
+std::string auth_qr(std::string_view base, std::string_view account);
 std::string events(std::string_view base, std::string_view account);
 std::string graph(std::string_view base, std::string_view account, std::string_view resource);
 
@@ -38,6 +39,7 @@ class AccountTopics {
   AccountTopics(std::string_view base, std::string_view account);
   std::string auth_state() const { return prefix_ + "auth/state"; }
   std::string auth_code() const { return prefix_ + "auth/code"; }
+  std::string auth_qr() const { return prefix_ + "auth/qr"; }
   std::string events() const { return prefix_ + "events"; }
   std::string graph(std::string_view resource) const;
 

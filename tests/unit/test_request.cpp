@@ -163,9 +163,8 @@ TEST_CASE("request: a field of the wrong type names the field") {
   CHECK(field_error_of("login", R"({"force":"true"})") == "`force` must be true or false");
   CHECK(field_error_of("login", R"({"force":null})") == "`force` must be true or false");
   CHECK(field_error_of("login", R"({"method":"password"})") ==
-        "`method` must be \"device_code\" or \"browser\"");
-  CHECK(field_error_of("login", R"({"method":1})") ==
-        "`method` must be \"device_code\" or \"browser\"");
+        "`method` must be device_code or browser");
+  CHECK(field_error_of("login", R"({"method":1})") == "`method` must be device_code or browser");
   CHECK(field_error_of("refresh", R"({"resource":7})") == "`resource` must be a string");
   CHECK(field_error_of("graph", R"({"path":["/me"]})") ==
         "`path` is required and must be a string");

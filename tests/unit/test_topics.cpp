@@ -18,11 +18,13 @@ TEST_CASE("topics: the bridge's topics are under B/bridge/") {
 TEST_CASE("topics: an account's topics are under B/A/") {
   CHECK(topics::auth_state("g2m", "kitchen") == "g2m/kitchen/auth/state");
   CHECK(topics::auth_code("g2m", "kitchen") == "g2m/kitchen/auth/code");
+  CHECK(topics::auth_qr("g2m", "kitchen") == "g2m/kitchen/auth/qr");
   CHECK(topics::events("g2m", "kitchen") == "g2m/kitchen/events");
   CHECK(topics::graph("g2m", "kitchen", "presence") == "g2m/kitchen/graph/presence");
   const AccountTopics t("g2m", "hall");
   CHECK(t.auth_state() == "g2m/hall/auth/state");
   CHECK(t.auth_code() == "g2m/hall/auth/code");
+  CHECK(t.auth_qr() == "g2m/hall/auth/qr");
   CHECK(t.events() == "g2m/hall/events");
   CHECK(t.graph("me") == "g2m/hall/graph/me");
 }
