@@ -6,7 +6,7 @@
 #include <thread>
 #include <vector>
 
-#include "app/agent.h"
+#include "app/bridge.h"
 #include "app/service_notifier.h"
 #include "app/terminal_login.h"
 #include "common/clock.h"
@@ -114,7 +114,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
   g2m::CurlHttp http(http_options, log);
   g2m::EventLoop loop(clock, http);
   g2m::PahoMqttClient mqtt(config.mqtt, log);
-  g2m::Agent agent(config, loop, http, mqtt, store, log);
+  g2m::Bridge bridge(config, loop, http, mqtt, store, log);
   g2m::ServiceNotifier notifier(loop);
   std::optional<g2m::Config> next;
 
@@ -123,7 +123,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
       loop.post([&, sig] {
         log.info("stopping (", sig == SIGTERM ? "SIGTERM" : "SIGINT", ")");
         notifier.stopping();
-        agent.stop();
+        bridge.stop();
         loop.stop();
       });
     } else if (sig == SIGHUP) {
@@ -134,7 +134,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
           log.info("SIGHUP: reloading ", config_path);
           notifier.reloading();
           next = std::move(fresh);
-          agent.stop();
+          bridge.stop();
           loop.stop();
         } catch (const g2m::ConfigError& e) {
           log.error("SIGHUP: ", config_path, " is not valid; keeping the running configuration:");
@@ -146,7 +146,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
 
   log.info("graph2mqtt ", g2m::kVersion, " starting with ", config.accounts.size(),
            " account(s); broker ", config.mqtt.server);
-  agent.start();
+  bridge.start();
   notifier.ready();
   loop.run();
   exit_status = 0;

@@ -5,11 +5,10 @@
 
 #include "common/time_format.h"
 #include "graph/graph_fetch.h"
-#include "graph/path_template.h"
+#include "graph/graph_path.h"
 #include "identity/endpoints.h"
 #include "identity/identity_requests.h"
 #include "identity/refresh_schedule.h"
-#include "mqtt/request.h"
 
 namespace g2m {
 
@@ -28,6 +27,9 @@ const char* to_string(AuthState s) {
 namespace {
 constexpr Seconds kLoginRateWindow{10};
 constexpr Millis kMaxAuthBackoff{300'000};
+// TODO(lead): mqtt.max_payload_size() once MqttSession has it (the smaller of
+// mqtt.max_message_size and the broker's Maximum Packet Size).
+constexpr std::size_t kMaxGraphBytes = 1024 * 1024;
 
 long long seconds_ceil(Millis d) {
   return std::max<long long>(0, (d.count() + 999) / 1000);
@@ -45,131 +47,44 @@ std::string user_json(const std::optional<User>& user) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// One Graph resource of the account: fetched right after sign-in, then every `every`; published
-// when its body changes; retried after Retry-After or with backoff on failure (CONTRACT §6 Graph).
-class Account::Resource {
- public:
-  Resource(Account& owner, const ResourceConfig& config)
-      : owner_(owner), config_(config), timer_(owner.ctx_.loop) {}
-
-  const std::string& name() const { return config_.name; }
-  std::string topic() const { return owner_.topic("graph/" + config_.name); }
-
-  void start_now() {
-    failures_ = 0;
-    schedule(Millis(0));
-  }
-  // Starts polling if it is not already scheduled or under way (after a refresh that followed
-  // a restart with an expired access token).
-  void resume() {
-    if (!timer_.active() && !in_flight_) start_now();
-  }
-  void stop() {
-    published_ = false;  // the first fetch after a (new) sign-in is always published
-    timer_.cancel();
-    ++epoch_;
-    in_flight_ = false;
-  }
-  std::optional<Seconds> retry_after_left() const {
-    if (!retry_after_until_) return std::nullopt;
-    const auto now = owner_.ctx_.loop.now();
-    if (now >= *retry_after_until_) return std::nullopt;
-    return std::chrono::ceil<Seconds>(*retry_after_until_ - now);
-  }
-
-  // A fetch now; `reply` (the refresh command's) gets the status, and the body is published
-  // even when unchanged.
-  void fetch(std::function<void(const GraphResult&)> reply = nullptr) {
-    if (in_flight_ && !reply) return;
-    in_flight_ = true;
-    const std::uint64_t epoch = epoch_;
-    const std::string path = expand_path_template(config_.path, owner_.ctx_.loop.clock().system());
-    graph_fetch(owner_.ctx_.http, owner_.graph_base(), path, config_.max_pages, owner_.graph_auth(),
-                [this, epoch, reply](GraphResult result) {
-                  if (epoch != epoch_) return;  // tokens were lost meanwhile: drop it
-                  in_flight_ = false;
-                  on_result(result, reply != nullptr);
-                  if (reply) reply(result);
-                });
-  }
-
- private:
-  void schedule(Millis delay) {
-    timer_.start_after(delay, [this] { fetch(); });
-  }
-
-  void on_result(const GraphResult& result, bool forced) {
-    const Millis every = config_.every;
-    if (result.success()) {
-      failures_ = 0;
-      retry_after_until_.reset();
-      // The body last published is the retained value the session keeps for reconnections: no
-      // second copy here. Equal bytes are equal JSON; otherwise compare as JSON.
-      const std::string* previous = owner_.ctx_.mqtt.retained_value(topic());
-      bool changed = previous == nullptr || previous->empty();
-      if (!changed && *previous != result.body) {
-        const auto before = json::parse(*previous);
-        const auto now = json::parse(result.body);
-        changed = !before || !now || !(*before == *now);
-      }
-      if (changed || forced || !published_) owner_.ctx_.mqtt.set_retained(topic(), result.body);
-      published_ = true;
-      // Up to 5 % jitter so many accounts with the same schedule spread out.
-      const auto jitter = Millis(static_cast<long long>(
-          static_cast<double>(std::chrono::duration_cast<Millis>(every).count()) * 0.05 *
-          owner_.jitter_.next()));
-      schedule(std::chrono::duration_cast<Millis>(every) - jitter);
-      return;
-    }
-    Millis delay;
-    if (result.status && (*result.status == 429 || *result.status == 503) && result.retry_after) {
-      delay = std::max<Millis>(Seconds(1), *result.retry_after);
-      retry_after_until_ = owner_.ctx_.loop.now() + delay;
-    } else {
-      const Millis cap = std::max<Millis>(every, Seconds(3600));
-      delay = backoff_delay(failures_++, every, cap, owner_.jitter_.next());
-    }
-    owner_.emit("graph_error", [&](json::Fields& f) {
-      f.str("resource", config_.name);
-      f.opt_num("status", result.status ? std::optional<long long>(*result.status) : std::nullopt);
-      f.str("code", result.code.empty() ? "invalid_json" : result.code);
-      f.str("message", result.message);
-      f.num("retry_in", seconds_ceil(delay));
-    });
-    owner_.ctx_.log.warn(owner_.name(), ": graph/", config_.name, ": ", result.code, " (",
-                         result.message, "); retrying in ", seconds_ceil(delay), " s");
-    schedule(delay);
-  }
-
-  Account& owner_;
-  const ResourceConfig& config_;
-  Timer timer_;
-  int failures_ = 0;
-  bool published_ = false;
-  bool in_flight_ = false;
-  std::uint64_t epoch_ = 0;
-  std::optional<SteadyTime> retry_after_until_;
-};
-
-// ---------------------------------------------------------------------------------------------
 
 Account::Account(const AccountConfig& config, AccountContext context)
     : config_(config),
       ctx_(std::move(context)),
+      topics_(ctx_.base_topic, config_.name),
       jitter_(ctx_.seed),
       sign_in_(SignInContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.endpoints, ctx_.log,
                              ctx_.seed ^ 0x5167'6e49'6e00'0000ULL},
                *this),
       refresh_timer_(ctx_.loop),
       persist_retry_timer_(ctx_.loop) {
-  for (const auto& r : config_.resources)
-    resources_.push_back(std::make_unique<Resource>(*this, r));
+  for (const auto& r : config_.resources) {
+    resources_.push_back(std::make_unique<ResourcePoller>(
+        ctx_.loop, ctx_.http, PolledResource{r.name, r.path, r.every, r.max_pages}, graph_base(),
+        graph_auth(), jitter_, kMaxGraphBytes, static_cast<ResourceSink&>(*this)));
+  }
 }
 
 Account::~Account() = default;
 
-std::string Account::topic(const std::string& leaf) const {
-  return ctx_.base_topic + "/" + config_.name + "/" + leaf;
+const std::string* Account::published_body(const std::string& resource) const {
+  return ctx_.mqtt.retained_value(topics_.graph(resource));
+}
+
+void Account::publish_body(const std::string& resource, const std::string& body) {
+  ctx_.mqtt.set_retained(topics_.graph(resource), body);
+}
+
+void Account::graph_error(const std::string& resource, const GraphResult& result, Millis retry_in) {
+  emit("graph_error", [&](json::Fields& f) {
+    f.str("resource", resource);
+    f.opt_num("status", result.status ? std::optional<long long>(*result.status) : std::nullopt);
+    f.str("code", result.code);
+    f.str("message", result.message);
+    f.num("retry_in", seconds_ceil(retry_in));
+  });
+  ctx_.log.warn(config_.name, ": graph/", resource, ": ", result.code, " (", result.message,
+                "); retrying in ", seconds_ceil(retry_in), " s");
 }
 
 std::string Account::graph_base() const {
@@ -202,7 +117,7 @@ void Account::start() {
   since_ = ctx_.loop.clock().system();
   const auto loaded = ctx_.store.load(config_.name, binding());
   using Kind = TokenStore::LoadResult::Kind;
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   if (loaded.kind == Kind::ok && loaded.tokens) {
     seen_token_file_ = ctx_.store.modified(config_.name);
     adopt_tokens(*loaded.tokens, /*announce=*/false);
@@ -226,7 +141,7 @@ void Account::shutdown() {
   if (persist_pending_) persist_tokens();
   if (!sign_in_.active()) return;
   sign_in_.cancel();
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   reply_waiters(CommandResult::failure("the agent is shutting down"));
   if (forced_ && tokens_) {
     forced_ = false;
@@ -241,7 +156,7 @@ void Account::shutdown() {
 
 void Account::emit(const std::string& event, const std::function<void(json::Fields&)>& fields) {
   OutgoingMessage m;
-  m.topic = topic("events");
+  m.topic = topics_.events();
   m.payload = json::object([&](json::Fields& f) {
     f.str("event", event).str("at", format_utc(ctx_.loop.clock().system()));
     if (fields) fields(f);
@@ -323,14 +238,14 @@ void Account::publish_state() {
   std::optional<SystemTime> expiry;
   const SignInPrompt* prompt = sign_in_.prompt();
   if (state_ == AuthState::pending && prompt != nullptr) expiry = prompt->expires_at;
-  ctx_.mqtt.set_retained(topic("auth/state"), state_json(), expiry);
+  ctx_.mqtt.set_retained(topics_.auth_state(), state_json(), expiry);
 }
 
 void Account::publish_code() {
   if (const SignInPrompt* prompt = sign_in_.prompt()) {
-    ctx_.mqtt.set_retained(topic("auth/code"), code_json(), prompt->expires_at);
+    ctx_.mqtt.set_retained(topics_.auth_code(), code_json(), prompt->expires_at);
   } else {
-    ctx_.mqtt.set_retained(topic("auth/code"), "");
+    ctx_.mqtt.set_retained(topics_.auth_code(), "");
   }
 }
 
@@ -349,7 +264,7 @@ void Account::set_state(AuthState state, std::optional<SignOutReason> reason,
 void Account::clear_graph_topics() {
   for (auto& r : resources_) {
     r->stop();
-    ctx_.mqtt.set_retained(r->topic(), "");
+    ctx_.mqtt.set_retained(topics_.graph(r->name()), "");
   }
 }
 
@@ -493,7 +408,7 @@ void Account::redemption_failed(const AuthFailure& failure) {
 
 void Account::redeemed(const TokenSet& tokens) {
   // The code is spent: displays stop showing it while the user's name is looked up.
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   if (tokens.user) return;  // adopted at once, and stored there
   // The access token is about to be used for the name: the tokens are on disk first.
   const auto saved = ctx_.store.save(config_.name, binding(), tokens);
@@ -542,7 +457,7 @@ void Account::reply_waiters(const CommandResult& result) {
 }
 
 void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure* failure) {
-  ctx_.mqtt.set_retained(topic("auth/code"), "");  // an empty retained payload clears displays
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");  // an empty retained payload clears displays
   if (reason == SignOutReason::declined) emit("declined", nullptr);
   if (reason == SignOutReason::cancelled) emit("cancelled", nullptr);
   if (reason == SignOutReason::code_expired) {
@@ -765,7 +680,7 @@ void Account::check_token_file() {
     return;
   }
   ctx_.log.info(config_.name, ": picked up tokens stored by `graph2mqtt login`");
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   adopt_tokens(*loaded.tokens, /*announce=*/false);
   emit("signed_in", [&](json::Fields& f) {
     f.raw("user", user_json(tokens_->user));
@@ -783,7 +698,7 @@ void Account::logout(Reply reply) {
   forced_ = false;
   forget_tokens();
   finish_refresh(false);  // after the tokens are gone: a waiting refresh learns it is signed out
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   set_state(AuthState::signed_out, SignOutReason::logout);
   emit("signed_out", [](json::Fields& f) { f.str("reason", "logout"); });
   ctx_.log.info(config_.name, ": logged out");
@@ -853,7 +768,7 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
     });
     return;
   }
-  Resource* target = nullptr;
+  ResourcePoller* target = nullptr;
   for (auto& r : resources_) {
     if (r->name() == *resource) target = r.get();
   }
@@ -916,17 +831,19 @@ void Account::graph_get(const std::string& path, Reply reply) {
     reply(CommandResult::failure("at most one `graph` request per second per account", *wait));
     return;
   }
-  graph_fetch(ctx_.http, graph_base(), path, 1, graph_auth(), [reply](GraphResult result) {
-    if (!result.status) {
-      reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +
-                                   result.message));
-      return;
-    }
-    const std::string body = result.body_is_json ? result.body : "null";
-    reply(CommandResult::success(json::object([&](json::Fields& f) {
-      f.num("status", *result.status).raw("body", body.empty() ? "null" : body);
-    })));
-  });
+  graph_fetch(ctx_.http, ctx_.loop.clock(), {graph_base(), path, 1, kMaxGraphBytes}, graph_auth(),
+              [reply](GraphResult result) {
+                // Too large to reply with is a failure, not an ok with a null body.
+                if (!result.status || result.code == "too_large") {
+                  reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +
+                                               result.message));
+                  return;
+                }
+                const std::string body = result.body_is_json ? result.body : "null";
+                reply(CommandResult::success(json::object([&](json::Fields& f) {
+                  f.num("status", *result.status).raw("body", body.empty() ? "null" : body);
+                })));
+              });
 }
 
 }  // namespace g2m

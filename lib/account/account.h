@@ -11,14 +11,17 @@
 #include "common/logger.h"
 #include "config/config.h"
 #include "graph/graph_fetch.h"
+#include "graph/resource_poller.h"
 #include "http/http.h"
 #include "identity/endpoints.h"
 #include "identity/sign_in.h"
+#include "identity/sign_in_method.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
 #include "json/json.h"
 #include "loop/event_loop.h"
 #include "mqtt/mqtt_session.h"
+#include "mqtt/topics.h"
 
 namespace g2m {
 
@@ -57,7 +60,7 @@ struct AccountContext {
 
 // One configured account: its sign-in, its tokens and its Graph resources. Lives on the loop
 // thread; every state change is published (auth/state, auth/code, events, graph/R).
-class Account : private SignInEvents {
+class Account : private SignInEvents, private ResourceSink {
  public:
   Account(const AccountConfig& config, AccountContext context);
   ~Account() override;
@@ -97,7 +100,6 @@ class Account : private SignInEvents {
   void check_token_file();
 
  private:
-  class Resource;
 
   // sign-in (the driver is SignInDriver; these are its events and the account's glue)
   void start_sign_in(SignInMethod method);
@@ -134,17 +136,21 @@ class Account : private SignInEvents {
   void emit(const std::string& event, const std::function<void(json::Fields&)>& fields);
   void emit_auth_error(const AuthFailure& failure, std::optional<Millis> retry_in);
   std::string code_json() const;
-  std::string topic(const std::string& leaf) const;
   std::string graph_base() const;
   GraphAuth graph_auth();
   std::optional<long long> graph_rate_limited(std::optional<SteadyTime>& last);
 
   TokenBinding binding() const;
 
-  friend class Resource;
+  // ResourceSink: the pollers' outcomes, published on graph/R and events.
+  const std::string* published_body(const std::string& resource) const override;
+  void publish_body(const std::string& resource, const std::string& body) override;
+  void graph_error(const std::string& resource, const GraphResult& result,
+                   Millis retry_in) override;
 
   const AccountConfig& config_;
   AccountContext ctx_;
+  AccountTopics topics_;
   Jitter jitter_;
 
   AuthState state_ = AuthState::signed_out;
@@ -182,7 +188,7 @@ class Account : private SignInEvents {
   std::uint64_t token_epoch_ = 0;
 
   // graph
-  std::vector<std::unique_ptr<Resource>> resources_;
+  std::vector<std::unique_ptr<ResourcePoller>> resources_;
   std::optional<SteadyTime> last_graph_command_;
   std::optional<SteadyTime> last_refresh_command_;
   std::optional<SteadyTime> last_token_refresh_command_;

@@ -84,7 +84,7 @@ class TerminalSignIn : private SignInEvents {
  public:
   TerminalSignIn(const Config& config, const AccountConfig& account, EventLoop& loop, Http& http,
                  TokenStore& store, Logger& log, bool browser)
-      : resolver_(config, loop, http, log),
+      : resolver_(config, http, log),
         config_(config),
         account_(account),
         loop_(loop),

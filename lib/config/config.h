@@ -114,7 +114,4 @@ Config load_config(const std::filesystem::path& file);
 // Same, from text (for tests and fuzzing); `file` is only used in messages and for relative paths.
 Config parse_config(const std::string& text, const std::filesystem::path& file);
 
-// "30s", "5m", "1h", "2d" or a bare integer of seconds. nullopt when malformed or negative.
-std::optional<std::chrono::seconds> parse_duration(const std::string& text);
-
 }  // namespace g2m

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/duration.h"
 #include "config/config.h"
 
 namespace g2m::config_detail {
