@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -31,6 +32,9 @@ struct MqttConfig {
   std::optional<std::filesystem::path> ca, cert, key;
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
+  // mqtt.max_message_size: no payload larger than this is published (nor a packet larger than
+  // the broker's Maximum Packet Size; MqttSession checks both).
+  std::size_t max_message_size = 1024 * 1024;
 };
 
 struct IdentityConfig {
@@ -104,5 +108,8 @@ Config parse_config(const std::string& text, const std::filesystem::path& file);
 
 // "30s", "5m", "1h", "2d" or a bare integer of seconds. nullopt when malformed or negative.
 std::optional<std::chrono::seconds> parse_duration(const std::string& text);
+// A bare number of bytes, "<n>KiB" or "<n>MiB" (integer n). nullopt when malformed, negative or
+// beyond std::size_t.
+std::optional<std::size_t> parse_size(const std::string& text);
 
 }  // namespace g2m
