@@ -78,6 +78,7 @@ class MqttClient {
   virtual int version() const = 0;
   // mqtt.max_message_size: no payload larger than this is ever published.
   virtual std::size_t max_message_size() const = 0;
+  virtual std::string client_id() const = 0;
 };
 
 }  // namespace g2m

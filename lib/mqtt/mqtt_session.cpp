@@ -14,6 +14,8 @@ constexpr Millis kFastRetry{1000};
 constexpr Millis kFastPhase{10'000};
 constexpr Millis kSlowFirst{2000};
 constexpr Millis kSlowMax{30'000};
+// A connection that lasted less than this did not end the outage.
+constexpr Millis kStableConnection{10'000};
 // Only when the client refused a message while nothing was in flight (so no acknowledgement
 // will come to hand over the next one): its buffer was full, or the connection just dropped.
 constexpr Millis kRefusedRetry{100};
@@ -100,9 +102,8 @@ void MqttSession::start(std::function<void(MqttMessage)> on_message,
 void MqttSession::on_connected(const ConnectionLimits& limits) {
   if (stopping_) return;
   connected_ = true;
-  outage_since_.reset();
+  connected_at_ = loop_.now();
   failed_attempts_ = 0;
-  backoff_step_ = 0;
   reconnect_timer_.cancel();
   window_ = std::max<std::size_t>(1, limits.receive_maximum);
   max_packet_ = limits.maximum_packet_size;
@@ -124,9 +125,32 @@ void MqttSession::on_connected(const ConnectionLimits& limits) {
 void MqttSession::on_lost(const std::string& why, int reason) {
   if (stopping_) return;
   const bool taken_over = reason == kReasonSessionTakenOver;
-  if (connected_) {
+  const bool was_connected = connected_;
+  if (was_connected) {
+    // A connection the broker closes soon after accepting it does not end the outage: the
+    // cadence goes on where it was, so two clients fighting over one client id (Mosquitto 2.0.11
+    // closes the older connection without a DISCONNECT) back off instead of trading places
+    // every second.
+    if (loop_.now() - connected_at_ >= kStableConnection) {
+      outage_since_.reset();
+      backoff_step_ = 0;
+      short_lived_ = 0;
+    } else {
+      ++short_lived_;
+    }
+  }
+  const Millis delay = reconnect_delay(taken_over);
+  const std::string in = std::to_string((delay.count() + 500) / 1000) + " s";
+  if (was_connected) {
     if (taken_over) {
-      log_.error("mqtt: ", why, "; trying again in ", kSlowMax.count() / 1000, " s");
+      log_.error("mqtt: another client connected with client id ", client_.client_id(),
+                 " (the broker disconnected us, reason 142; give each client its own "
+                 "mqtt.client_id); trying again in ",
+                 in);
+    } else if (short_lived_ >= 2) {
+      log_.warn("mqtt: ", why, " again right after connecting (is another client using client id ",
+                client_.client_id(),
+                "? each client needs its own mqtt.client_id); trying again in ", in);
     } else {
       log_.warn("mqtt: ", why, "; reconnecting");
     }
@@ -135,7 +159,7 @@ void MqttSession::on_lost(const std::string& why, int reason) {
     if (failed_attempts_ == 0 && connect_failure_hook_) connect_failure_hook_(why);
   }
   // After a loss the failed attempts that follow are logged at debug level only.
-  failed_attempts_ = connected_ ? 1 : failed_attempts_ + 1;
+  failed_attempts_ = was_connected ? 1 : failed_attempts_ + 1;
   connected_ = false;
   retry_timer_.cancel();
   // Events the connection took with it go out again after the reconnection (QoS 1: at least
@@ -144,23 +168,26 @@ void MqttSession::on_lost(const std::string& why, int reason) {
     if (it->second) enqueue(std::move(*it->second), true);
   }
   in_flight_.clear();
-  schedule_reconnect(taken_over);
+  // A second report of the same loss (a DISCONNECT, then the closed socket) keeps the timer,
+  // unless it says the session was taken over.
+  if (reconnect_timer_.active() && !taken_over) return;
+  reconnect_timer_.start_after(delay, [this] { client_.reconnect(); });
 }
 
-void MqttSession::schedule_reconnect(bool taken_over) {
-  if (reconnect_timer_.active() && !taken_over) return;  // a second report of the same loss
+Millis MqttSession::reconnect_delay(bool taken_over) {
+  if (reconnect_timer_.active() && !taken_over) {
+    return std::chrono::duration_cast<Millis>(reconnect_timer_.deadline() - loop_.now());
+  }
   const SteadyTime now = loop_.now();
   if (!outage_since_) outage_since_ = now;
-  Millis delay = kFastRetry;
   if (taken_over) {
     // Another client connected with our client id: reconnecting at once would only throw it
     // off again (and it us), every second.
-    delay = kSlowMax;
     backoff_step_ = 8;  // and stay at the slow end while this outage lasts
-  } else if (now - *outage_since_ >= kFastPhase) {
-    delay = backoff_delay(backoff_step_++, kSlowFirst, kSlowMax, 0.0);
+    return kSlowMax;
   }
-  reconnect_timer_.start_after(delay, [this] { client_.reconnect(); });
+  if (now - *outage_since_ < kFastPhase) return kFastRetry;
+  return backoff_delay(backoff_step_++, kSlowFirst, kSlowMax, 0.0);
 }
 
 OutgoingMessage MqttSession::retained_message(const std::string& topic,

@@ -97,7 +97,7 @@ class MqttSession {
   void on_connected(const ConnectionLimits& limits);
   void on_lost(const std::string& why, int reason);
   void take_delivered();
-  void schedule_reconnect(bool taken_over);
+  Millis reconnect_delay(bool taken_over);
   void pump();
   bool fits(const OutgoingMessage& message, bool log_refusal) const;
   OutgoingMessage retained_message(const std::string& topic, const Retained& value) const;
@@ -118,6 +118,8 @@ class MqttSession {
   std::optional<SteadyTime> outage_since_;
   int failed_attempts_ = 0;  // connect attempts failed since the last connection
   int backoff_step_ = 0;     // attempts made after the first 10 s
+  SteadyTime connected_at_{};
+  int short_lived_ = 0;  // connections in a row that the broker closed soon after accepting
   Timer reconnect_timer_;
   Timer retry_timer_;  // only when the client refused with nothing in flight (no ack will come)
   // This connection's limits.

@@ -180,14 +180,9 @@ void PahoMqttClient::start(Handlers handlers) {
   // An MQTT 5 broker may end the session with a DISCONNECT packet (a protocol error, a session
   // takeover): Paho reports that here, not as a lost connection (it calls no connection-lost
   // handler after it, MQTTAsyncUtils.c nextOrClose).
-  client_->set_disconnected_handler([gate = gate_, client_id = config_.client_id](
-                                        const mqtt::properties&, mqtt::ReasonCode code) {
+  client_->set_disconnected_handler([gate = gate_](const mqtt::properties&, mqtt::ReasonCode code) {
     const int reason = static_cast<int>(code);
-    const std::string why =
-        reason == kReasonSessionTakenOver
-            ? "another client connected with client id " + client_id +
-                  " (the broker disconnected us; give each client its own mqtt.client_id)"
-            : "the broker disconnected us (reason " + std::to_string(reason) + ")";
+    const std::string why = "the broker disconnected us (reason " + std::to_string(reason) + ")";
     gate->call([&](Handlers& h) {
       if (h.connection_lost) h.connection_lost(why, reason);
     });

@@ -39,6 +39,7 @@ class PahoMqttClient final : public MqttClient {
   void stop(Millis timeout) override;
   int version() const override { return config_.version; }
   std::size_t max_message_size() const override { return config_.max_message_size; }
+  std::string client_id() const override { return config_.client_id; }
 
  private:
   struct Gate;

@@ -58,6 +58,7 @@ class FakeMqttClient final : public MqttClient {
   void stop(Millis) override { up = false; }
   int version() const override { return 5; }
   std::size_t max_message_size() const override { return max_message; }
+  std::string client_id() const override { return "graph2mqtt-gw"; }
 
   // The broker acknowledges the oldest `n` messages (each posts to the loop).
   void ack(std::size_t n = 1) {
@@ -355,6 +356,7 @@ TEST_CASE("mqtt session: a new outage after a reconnection is tried every second
   // The next attempt succeeds.
   for (int i = 0; i < 5 && !w.session.connected(); ++i) w.loop.run_once(Millis(60'000));
   REQUIRE(w.session.connected());
+  w.clock.advance(Seconds(10));  // a connection that lasts: the outage is over
   w.client.reconnects.clear();
   w.client.on_reconnect = [&] { w.client.handlers.connect_failed("connection refused"); };
   const SteadyTime lost = w.clock.steady();
@@ -372,8 +374,9 @@ TEST_CASE(
   World w;
   w.connect();
   const SteadyTime lost = w.clock.steady();
-  w.lose(kReasonSessionTakenOver, "another client connected with client id graph2mqtt-gw");
+  w.lose(kReasonSessionTakenOver, "the broker disconnected us (reason 142)");
   CHECK(w.logged_line("another client connected with client id graph2mqtt-gw"));
+  CHECK(w.logged_line("trying again in 30 s"));
   w.client.on_reconnect = [&] {
     w.client.up = true;
     w.client.handlers.connected(ConnectionLimits{});
@@ -386,12 +389,38 @@ TEST_CASE(
   w.client.reconnects.clear();
   w.client.on_reconnect = [&] { w.client.handlers.connect_failed("connection refused"); };
   const SteadyTime again = w.clock.steady();
-  w.lose(kReasonSessionTakenOver, "another client connected with client id graph2mqtt-gw");
+  w.lose(kReasonSessionTakenOver, "the broker disconnected us (reason 142)");
   while (w.client.reconnects.size() < 3) w.loop.run_once(Millis(60'000));
   const auto at = seconds_after(again, w.client.reconnects);
   CHECK(at[0] == doctest::Approx(30.0));
   CHECK(at[1] == doctest::Approx(60.0));
   CHECK(at[2] == doctest::Approx(90.0));
+}
+
+TEST_CASE(
+    "mqtt session: a broker that closes every connection right after accepting it (an id "
+    "Mosquitto 2.0.11 gives to another client) is tried on the outage's cadence, and the "
+    "log asks about the client id") {
+  World w;
+  w.connect();
+  w.clock.advance(Seconds(60));
+  // Each attempt connects, and the broker closes the connection at once.
+  w.client.on_reconnect = [&] {
+    w.client.up = true;
+    w.client.handlers.connected(ConnectionLimits{});
+    w.client.up = false;
+    w.client.handlers.connection_lost("", 0);
+  };
+  const SteadyTime lost = w.clock.steady();
+  w.lose();
+  while (w.clock.steady() - lost < Seconds(100)) w.loop.run_once(Millis(60'000));
+  const auto at = seconds_after(lost, w.client.reconnects);
+  REQUIRE(at.size() >= 13);
+  for (std::size_t i = 0; i < 10; ++i) CHECK(at[i] == doctest::Approx(i + 1.0));
+  CHECK(at[10] == doctest::Approx(12.0));
+  CHECK(at[11] == doctest::Approx(16.0));
+  CHECK(at[12] == doctest::Approx(24.0));
+  CHECK(w.logged_line("is another client using client id graph2mqtt-gw?"));
 }
 
 TEST_CASE("mqtt session: going away, it detaches its handlers from the client") {
