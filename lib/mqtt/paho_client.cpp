@@ -98,8 +98,13 @@ class PahoMqttClient::ConnectListener final : public mqtt::iaction_listener {
 class PahoMqttClient::DeliveryListener final : public mqtt::iaction_listener {
  public:
   explicit DeliveryListener(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
-  // A PUBACK with a failure reason (0x87 not authorized, ...) also frees the broker's window.
-  void on_failure(const mqtt::token& tok) override { report(tok); }
+  // A PUBACK with a failure reason (0x87 not authorized, ...) also frees the broker's window; it
+  // comes with return code 0. A negative code is Paho's own: MQTTASYNC_OPERATION_INCOMPLETE for
+  // a message a lost connection took with it (a clean session drops it, before Paho reports the
+  // loss). That one was not delivered: MqttSession sends it again after the reconnection.
+  void on_failure(const mqtt::token& tok) override {
+    if (tok.get_return_code() >= 0) report(tok);
+  }
   void on_success(const mqtt::token& tok) override { report(tok); }
 
  private:
