@@ -27,9 +27,6 @@ const char* to_string(AuthState s) {
 namespace {
 constexpr Seconds kLoginRateWindow{10};
 constexpr Millis kMaxAuthBackoff{300'000};
-// TODO(lead): mqtt.max_payload_size() once MqttSession has it (the smaller of
-// mqtt.max_message_size and the broker's Maximum Packet Size).
-constexpr std::size_t kMaxGraphBytes = 1024 * 1024;
 
 long long seconds_ceil(Millis d) {
   return std::max<long long>(0, (d.count() + 999) / 1000);
@@ -61,7 +58,8 @@ Account::Account(const AccountConfig& config, AccountContext context)
   for (const auto& r : config_.resources) {
     resources_.push_back(std::make_unique<ResourcePoller>(
         ctx_.loop, ctx_.http, PolledResource{r.name, r.path, r.every, r.max_pages}, graph_base(),
-        graph_auth(), jitter_, kMaxGraphBytes, static_cast<ResourceSink&>(*this)));
+        graph_auth(), jitter_, [this] { return ctx_.mqtt.max_payload_size(); },
+        static_cast<ResourceSink&>(*this)));
   }
 }
 
@@ -565,6 +563,8 @@ void Account::start_refresh(std::function<void(bool)> done) {
     return;
   }
   HttpRequest request = refresh_request(ctx_.config, config_, *endpoints_, tokens_->refresh_token);
+  // Refreshes keep accounts signed in: never behind other accounts' code requests or fetches.
+  request.priority = HttpPriority::urgent;
   ctx_.log.debug(config_.name, ": refreshing the access token");
   refresh_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
     refresh_request_.reset();
@@ -831,8 +831,8 @@ void Account::graph_get(const std::string& path, Reply reply) {
     reply(CommandResult::failure("at most one `graph` request per second per account", *wait));
     return;
   }
-  graph_fetch(ctx_.http, ctx_.loop.clock(), {graph_base(), path, 1, kMaxGraphBytes}, graph_auth(),
-              [reply](GraphResult result) {
+  graph_fetch(ctx_.http, ctx_.loop.clock(), {graph_base(), path, 1, ctx_.mqtt.max_payload_size()},
+              graph_auth(), [reply](GraphResult result) {
                 // Too large to reply with is a failure, not an ok with a null body.
                 if (!result.status || result.code == "too_large") {
                   reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +

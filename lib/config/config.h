@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -36,6 +37,9 @@ struct MqttConfig {
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
   bool plain_topics = false;  // plain-text sub-topics for small displays (CONTRACT §1)
+  // mqtt.max_message_size: no payload larger than this is published (nor a packet larger than
+  // the broker's Maximum Packet Size; MqttSession checks both).
+  std::size_t max_message_size = 1024 * 1024;
 };
 
 struct IdentityConfig {
@@ -113,5 +117,9 @@ Config load_config(const std::filesystem::path& file);
 
 // Same, from text (for tests and fuzzing); `file` is only used in messages and for relative paths.
 Config parse_config(const std::string& text, const std::filesystem::path& file);
+
+// A bare number of bytes, "<n>KiB" or "<n>MiB" (integer n). nullopt when malformed, negative or
+// beyond std::size_t.
+std::optional<std::size_t> parse_size(const std::string& text);
 
 }  // namespace g2m

@@ -170,6 +170,19 @@ std::optional<std::chrono::seconds> read_duration(Diagnostics& diag, const Field
   return value;
 }
 
+std::optional<std::size_t> read_size(Diagnostics& diag, const Field& field) {
+  if (!is_scalar_value(diag, field, "a size")) return std::nullopt;
+  const std::string& s = field.node.Scalar();
+  const auto value = parse_size(s);
+  if (!value) {
+    diag.error(field.line, field.path,
+               "`" + s +
+                   "` is not a size (use a number of bytes, or <n>KiB or <n>MiB with a whole "
+                   "number n)");
+  }
+  return value;
+}
+
 std::optional<std::vector<Field>> read_list(Diagnostics& diag, const Field& field) {
   std::vector<Field> items;
   if (!field.node.IsDefined() || field.node.IsNull()) return items;

@@ -64,6 +64,7 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     }
     HttpRequest request;
     request.url = url;
+    request.priority = HttpPriority::bulk;  // after polls, refreshes and code requests
     request.headers.push_back("Authorization: Bearer " + *bearer);
     auto self = shared_from_this();
     http.send(std::move(request),

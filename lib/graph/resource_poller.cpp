@@ -9,14 +9,14 @@ namespace g2m {
 
 ResourcePoller::ResourcePoller(EventLoop& loop, Http& http, PolledResource resource,
                                std::string graph_base, GraphAuth auth, Jitter& jitter,
-                               std::size_t max_bytes, ResourceSink& sink)
+                               std::function<std::size_t()> max_bytes, ResourceSink& sink)
     : loop_(loop),
       http_(http),
       resource_(std::move(resource)),
       graph_base_(std::move(graph_base)),
       auth_(std::move(auth)),
       jitter_(jitter),
-      max_bytes_(max_bytes),
+      max_bytes_(std::move(max_bytes)),
       sink_(sink),
       timer_(loop) {}
 
@@ -51,7 +51,7 @@ void ResourcePoller::fetch(std::function<void(const GraphResult&)> reply) {
   get.base = graph_base_;
   get.path = expand_path_template(resource_.path, loop_.clock().system());
   get.max_pages = resource_.max_pages;
-  get.max_bytes = max_bytes_;
+  get.max_bytes = max_bytes_();
   graph_fetch(http_, loop_.clock(), std::move(get), auth_,
               [this, epoch, reply](GraphResult result) {
                 if (epoch != epoch_) return;  // tokens were lost meanwhile: drop it

@@ -43,7 +43,8 @@ class ResourceSink {
 class ResourcePoller {
  public:
   ResourcePoller(EventLoop& loop, Http& http, PolledResource resource, std::string graph_base,
-                 GraphAuth auth, Jitter& jitter, std::size_t max_bytes, ResourceSink& sink);
+                 GraphAuth auth, Jitter& jitter, std::function<std::size_t()> max_bytes,
+                 ResourceSink& sink);
   ResourcePoller(const ResourcePoller&) = delete;
   ResourcePoller& operator=(const ResourcePoller&) = delete;
 
@@ -74,7 +75,7 @@ class ResourcePoller {
   std::string graph_base_;
   GraphAuth auth_;
   Jitter& jitter_;
-  std::size_t max_bytes_;
+  std::function<std::size_t()> max_bytes_;  // asked at each fetch: the broker may change it
   ResourceSink& sink_;
   Timer timer_;
   int failures_ = 0;

@@ -88,6 +88,8 @@ void DeviceCodeSignIn::schedule_poll() {
 void DeviceCodeSignIn::send_poll() {
   HttpRequest request =
       device_token_request(ctx_.config, ctx_.account, *endpoints_, flow_->code().device_code);
+  // A poll has a due time (the interval): it goes before bulk work of other accounts.
+  request.priority = HttpPriority::urgent;
   flow_->poll_sent();
   request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
     request_.reset();

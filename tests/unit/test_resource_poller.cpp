@@ -47,8 +47,9 @@ class RecordingSink final : public ResourceSink {
 struct World {
   explicit World(Millis every = 60s, std::size_t max_bytes = kDefaultMaxGraphBytes,
                  int max_pages = 1)
-      : poller(loop, http, PolledResource{"presence", "/me/presence", every, max_pages}, kBase,
-               auth(), jitter, max_bytes, sink) {}
+      : poller(
+            loop, http, PolledResource{"presence", "/me/presence", every, max_pages}, kBase, auth(),
+            jitter, [max_bytes] { return max_bytes; }, sink) {}
 
   GraphAuth auth() {
     GraphAuth a;
@@ -325,8 +326,9 @@ TEST_CASE("resource poller: path placeholders are expanded at every fetch") {
   Jitter jitter(1);
   GraphAuth auth;
   auth.bearer = [] { return std::optional<std::string>("t"); };
-  ResourcePoller poller(loop, http, PolledResource{"cal", "/me/events?from={now}", 60s, 1}, kBase,
-                        auth, jitter, kDefaultMaxGraphBytes, sink);
+  ResourcePoller poller(
+      loop, http, PolledResource{"cal", "/me/events?from={now}", 60s, 1}, kBase, auth, jitter,
+      [] { return kDefaultMaxGraphBytes; }, sink);
   http.answer(http_answer(200, "{}"));
   poller.start_now();
   loop.run_once(0ms);
