@@ -12,18 +12,6 @@
 
 namespace g2m {
 
-const char* to_string(AuthState s) {
-  switch (s) {
-    case AuthState::signed_out:
-      return "signed_out";
-    case AuthState::pending:
-      return "pending";
-    case AuthState::signed_in:
-      return "signed_in";
-  }
-  return "?";
-}
-
 namespace {
 constexpr Seconds kLoginRateWindow{10};
 constexpr Millis kMaxAuthBackoff{300'000};
@@ -36,11 +24,6 @@ bool rejects_refresh_token(const std::string& error) {
   return error == "invalid_grant" || error == "interaction_required" || error == "consent_required";
 }
 
-std::string user_json(const std::optional<User>& user) {
-  if (!user) return "null";
-  return json::object(
-      [&](json::Fields& f) { f.str("name", user->name).str("username", user->username); });
-}
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -164,11 +147,8 @@ void Account::emit(const std::string& event, const std::function<void(json::Fiel
 
 void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> retry_in) {
   emit("auth_error", [&](json::Fields& f) {
-    f.str("error", failure.error).str("description", failure.description);
-    f.opt_num("retry_in",
-              retry_in ? std::optional<long long>(seconds_ceil(*retry_in)) : std::nullopt);
-    f.opt_str("policy", failure.policy ? std::optional<std::string>(to_string(*failure.policy))
-                                       : std::nullopt);
+    auth_error_fields(f, failure,
+                      retry_in ? std::optional<long long>(seconds_ceil(*retry_in)) : std::nullopt);
   });
   if (retry_in) {
     ctx_.log.warn(config_.name, ": ", failure.error, ": ", failure.description, "; retrying in ",
@@ -179,56 +159,18 @@ void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> 
 }
 
 std::string Account::code_json() const {
-  const SignInPrompt* p = sign_in_.prompt();
-  if (p == nullptr) return "null";
-  const bool browser = p->method == SignInMethod::browser;
-  return json::object([&](json::Fields& f) {
-    f.str("method", to_string(p->method));
-    if (browser) {
-      f.null("user_code").null("verification_uri");
-    } else {
-      f.str("user_code", p->user_code).str("verification_uri", p->verification_uri);
-    }
-    f.opt_str("verification_uri_complete", p->verification_uri_complete);
-    f.opt_str("sign_in_url", p->sign_in_url);
-    f.str("message", p->message).str("expires_at", format_utc(p->expires_at));
-    f.opt_num("interval",
-              p->interval ? std::optional<long long>(p->interval->count()) : std::nullopt);
-  });
+  return auth_code_json(sign_in_.prompt());
 }
 
 std::string Account::state_json() const {
-  return json::object([&](json::Fields& f) {
-    f.str("state", to_string(state_)).str("since", format_utc(since_));
-    const bool pending = state_ == AuthState::pending;
-    const SignInPrompt* prompt = sign_in_.prompt();
-    // While a forced re-sign-in is pending, user and scopes are still the old tokens'.
-    f.raw("user", user_json(tokens_ ? tokens_->user : std::nullopt));
-    if (state_ == AuthState::signed_in && tokens_) {
-      f.str("expires_at", format_utc(tokens_->expires_at));
-    } else if (pending && prompt != nullptr) {
-      f.str("expires_at", format_utc(prompt->expires_at));
-    } else {
-      f.null("expires_at");
-    }
-    f.strings("scopes", tokens_ ? tokens_->scopes : std::vector<std::string>{});
-    if (state_ == AuthState::signed_out && reason_) {
-      f.str("reason", to_string(*reason_));
-    } else {
-      f.null("reason");
-    }
-    f.raw("code", code_json());
-    if (state_ == AuthState::signed_out && state_error_) {
-      f.raw("error", json::object([&](json::Fields& e) {
-              e.str("error", state_error_->error).str("description", state_error_->description);
-              e.opt_str("policy", state_error_->policy
-                                      ? std::optional<std::string>(to_string(*state_error_->policy))
-                                      : std::nullopt);
-            }));
-    } else {
-      f.null("error");
-    }
-  });
+  AuthStateView view;
+  view.state = state_;
+  view.since = since_;
+  view.tokens = tokens_ ? &*tokens_ : nullptr;
+  view.prompt = sign_in_.prompt();
+  view.reason = reason_;
+  view.error = state_error_ ? &*state_error_ : nullptr;
+  return auth_state_json(view);
 }
 
 void Account::publish_state() {
@@ -254,7 +196,7 @@ void Account::set_state(AuthState state, std::optional<SignOutReason> reason,
   reason_ = state == AuthState::signed_out ? reason : std::nullopt;
   state_error_.reset();
   if (reason_ && carries_error(*reason_) && error != nullptr) {
-    state_error_ = StateError{error->error, error->description, error->policy};
+    state_error_ = StateError::of(*error);
   }
   publish_state();
 }
@@ -363,17 +305,7 @@ void Account::code_issued(const SignInPrompt& prompt) {
   } else {
     publish_state();
   }
-  emit("code_issued", [&](json::Fields& f) {
-    f.str("method", to_string(prompt.method));
-    if (prompt.method == SignInMethod::browser) {
-      f.null("user_code").null("verification_uri");
-    } else {
-      f.str("user_code", prompt.user_code).str("verification_uri", prompt.verification_uri);
-    }
-    f.opt_str("verification_uri_complete", prompt.verification_uri_complete);
-    f.opt_str("sign_in_url", prompt.sign_in_url);
-    f.str("expires_at", format_utc(prompt.expires_at));
-  });
+  emit("code_issued", [&](json::Fields& f) { code_issued_fields(f, prompt); });
   reply_waiters(CommandResult::success(state_json()));
 }
 
@@ -489,10 +421,7 @@ void Account::adopt_tokens(TokenSet tokens, bool announce) {
   for (auto& r : resources_) r->stop();
   set_state(AuthState::signed_in, std::nullopt);
   if (announce) {
-    emit("signed_in", [&](json::Fields& f) {
-      f.raw("user", user_json(tokens_->user));
-      f.strings("scopes", tokens_->scopes);
-    });
+    emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *tokens_); });
     ctx_.log.info(config_.name, ": signed in",
                   tokens_->user ? " as " + tokens_->user->username : "");
   } else if (!was_signed_in) {
@@ -682,10 +611,7 @@ void Account::check_token_file() {
   ctx_.log.info(config_.name, ": picked up tokens stored by `graph2mqtt login`");
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
   adopt_tokens(*loaded.tokens, /*announce=*/false);
-  emit("signed_in", [&](json::Fields& f) {
-    f.raw("user", user_json(tokens_->user));
-    f.strings("scopes", tokens_->scopes);
-  });
+  emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *tokens_); });
 }
 
 // --- other commands -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "account/account_payloads.h"
 #include "account/sign_out_reason.h"
 #include "common/backoff.h"
 #include "common/logger.h"
@@ -24,9 +25,6 @@
 #include "mqtt/topics.h"
 
 namespace g2m {
-
-enum class AuthState { signed_out, pending, signed_in };
-const char* to_string(AuthState s);
 
 // The outcome of a command, for the bridge reply: ok with the `data` JSON, or an error.
 struct CommandResult {
@@ -100,7 +98,6 @@ class Account : private SignInEvents, private ResourceSink {
   void check_token_file();
 
  private:
-
   // sign-in (the driver is SignInDriver; these are its events and the account's glue)
   void start_sign_in(SignInMethod method);
   SignInMethod default_method() const;
@@ -156,10 +153,6 @@ class Account : private SignInEvents, private ResourceSink {
   AuthState state_ = AuthState::signed_out;
   SystemTime since_{};
   std::optional<SignOutReason> reason_;
-  struct StateError {
-    std::string error, description;
-    std::optional<TenantPolicy> policy;
-  };
   std::optional<StateError> state_error_;  // auth/state.error while reason_ carries one
   std::optional<TokenSet> tokens_;
 
