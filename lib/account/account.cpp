@@ -8,13 +8,11 @@
 #include "graph/graph_path.h"
 #include "identity/endpoints.h"
 #include "identity/identity_requests.h"
-#include "identity/refresh_schedule.h"
 
 namespace g2m {
 
 namespace {
 constexpr Seconds kLoginRateWindow{10};
-constexpr Millis kMaxAuthBackoff{300'000};
 
 long long seconds_ceil(Millis d) {
   return std::max<long long>(0, (d.count() + 999) / 1000);
@@ -36,8 +34,10 @@ Account::Account(const AccountConfig& config, AccountContext context)
       sign_in_(SignInContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.endpoints, ctx_.log,
                              ctx_.seed ^ 0x5167'6e49'6e00'0000ULL},
                *this),
-      refresh_timer_(ctx_.loop),
-      persist_retry_timer_(ctx_.loop) {
+      keeper_(TokenKeeperContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.store,
+                                 ctx_.endpoints, ctx_.log, ctx_.seed ^ 0x7e4b'3e90'0000'0000ULL,
+                                 ctx_.index, ctx_.account_count, ctx_.refresh_offset},
+              *this) {
   for (const auto& r : config_.resources) {
     resources_.push_back(std::make_unique<ResourcePoller>(
         ctx_.loop, ctx_.http, PolledResource{r.name, r.path, r.every, r.max_pages}, graph_base(),
@@ -74,13 +74,7 @@ std::string Account::graph_base() const {
 }
 
 GraphAuth Account::graph_auth() {
-  GraphAuth auth;
-  auth.bearer = [this]() -> std::optional<std::string> {
-    if (!tokens_) return std::nullopt;
-    return tokens_->access_token.reveal();
-  };
-  auth.refresh = [this](std::function<void(bool)> done) { start_refresh(std::move(done)); };
-  return auth;
+  return keeper_.graph_auth();
 }
 
 TokenBinding Account::binding() const {
@@ -96,12 +90,11 @@ bool Account::has_resource(const std::string& name) const {
 
 void Account::start() {
   since_ = ctx_.loop.clock().system();
-  const auto loaded = ctx_.store.load(config_.name, binding());
+  auto loaded = keeper_.load();
   using Kind = TokenStore::LoadResult::Kind;
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
   if (loaded.kind == Kind::ok && loaded.tokens) {
-    seen_token_file_ = ctx_.store.modified(config_.name);
-    adopt_tokens(*loaded.tokens, /*announce=*/false);
+    adopt_tokens(std::move(*loaded.tokens), /*announce=*/false);
     return;
   }
   if (loaded.kind == Kind::corrupt || loaded.kind == Kind::unreadable) {
@@ -109,7 +102,6 @@ void Account::start() {
   } else if (loaded.kind == Kind::other_binding) {
     ctx_.log.warn(config_.name, ": ", loaded.message, "; stored tokens ignored");
   }
-  seen_token_file_ = ctx_.store.modified(config_.name);
   // Nothing stale from an earlier run survives (CONTRACT §1 "Always").
   clear_graph_topics();
   publish_state();
@@ -119,12 +111,12 @@ void Account::start() {
 void Account::shutdown() {
   // Tokens that could not be stored yet get one more try: a rotated refresh token must not be
   // lost with the process.
-  if (persist_pending_) persist_tokens();
+  keeper_.flush();
   if (!sign_in_.active()) return;
   sign_in_.cancel();
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
   reply_waiters(CommandResult::failure("the agent is shutting down"));
-  if (forced_ && tokens_) {
+  if (forced_ && keeper_.tokens() != nullptr) {
     forced_ = false;
     set_state(AuthState::signed_in, std::nullopt);
   } else {
@@ -166,7 +158,7 @@ std::string Account::state_json() const {
   AuthStateView view;
   view.state = state_;
   view.since = since_;
-  view.tokens = tokens_ ? &*tokens_ : nullptr;
+  view.tokens = keeper_.tokens();
   view.prompt = sign_in_.prompt();
   view.reason = reason_;
   view.error = state_error_ ? &*state_error_ : nullptr;
@@ -399,7 +391,7 @@ void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure
     publish_state();
     return;
   }
-  if (forced_ && tokens_) {
+  if (forced_ && keeper_.tokens() != nullptr) {
     // A failed forced re-sign-in returns to the old tokens without a signed_out.
     forced_ = false;
     set_state(AuthState::signed_in, std::nullopt);
@@ -414,127 +406,35 @@ void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure
 // --- tokens -------------------------------------------------------------------------------------
 
 void Account::adopt_tokens(TokenSet tokens, bool announce) {
-  const bool was_signed_in = tokens_.has_value() && state_ == AuthState::signed_in;
-  tokens_ = std::move(tokens);
-  if (announce) persist_tokens();  // on disk before the new access token is used
-  ++token_epoch_;
+  const bool was_signed_in = keeper_.tokens() != nullptr && state_ == AuthState::signed_in;
   for (auto& r : resources_) r->stop();
+  const bool usable = keeper_.adopt(std::move(tokens), /*store=*/announce);
+  const TokenSet& t = *keeper_.tokens();
   set_state(AuthState::signed_in, std::nullopt);
   if (announce) {
-    emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *tokens_); });
-    ctx_.log.info(config_.name, ": signed in",
-                  tokens_->user ? " as " + tokens_->user->username : "");
+    emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, t); });
+    ctx_.log.info(config_.name, ": signed in", t.user ? " as " + t.user->username : "");
   } else if (!was_signed_in) {
     ctx_.log.info(config_.name, ": signed in with stored tokens");
   }
-  const auto now = ctx_.loop.clock().system();
-  if (tokens_->expires_at <= now) {
-    // A restart with an expired access token refreshes at once, without any user action.
-    start_refresh(nullptr);  // resources start when it succeeds
-  } else {
-    schedule_refresh();
+  // With an expired access token the resources start when the refresh under way succeeds.
+  if (usable) {
     for (auto& r : resources_) r->start_now();
   }
 }
 
-bool Account::persist_tokens() {
-  if (!tokens_) return true;
-  const auto result = ctx_.store.save(config_.name, binding(), *tokens_);
-  if (result.ok) {
-    persist_pending_ = false;
-    seen_token_file_ = ctx_.store.modified(config_.name);
-    return true;
-  }
-  // Keep the tokens in memory, report, and try again: nothing is lost while the disk is sick.
-  persist_pending_ = true;
-  AuthFailure f;
-  f.error = "storage_error";
-  f.description = result.message;
-  const Millis retry = Seconds(5);
-  emit_auth_error(f, retry);
-  persist_retry_timer_.start_after(retry, [this] {
-    if (persist_pending_) persist_tokens();
-  });
-  return false;
+void Account::tokens_refreshed(const TokenSet& tokens) {
+  publish_state();
+  emit("token_refreshed",
+       [&](json::Fields& f) { f.str("expires_at", format_utc(tokens.expires_at)); });
+  for (auto& r : resources_) r->resume();
 }
 
-void Account::schedule_refresh() {
-  if (!tokens_) return;
-  const SystemTime when = refresh_time(tokens_->obtained_at, tokens_->expires_at, ctx_.index,
-                                       ctx_.account_count, ctx_.refresh_offset);
-  const auto delay = std::max<Millis>(
-      Millis(0), std::chrono::duration_cast<Millis>(when - ctx_.loop.clock().system()));
-  refresh_timer_.start_after(delay, [this] { start_refresh(nullptr); });
+void Account::token_trouble(const AuthFailure& failure, Millis retry_in) {
+  emit_auth_error(failure, retry_in);
 }
 
-void Account::start_refresh(std::function<void(bool)> done) {
-  if (done) refresh_waiters_.push_back(std::move(done));
-  if (refresh_request_ || refresh_resolving_) return;  // a refresh is under way: wait for it
-  if (!tokens_ || tokens_->refresh_token.empty()) {
-    finish_refresh(false);
-    return;
-  }
-  refresh_timer_.cancel();
-  if (!endpoints_) {
-    refresh_resolving_ = true;
-    ctx_.endpoints.resolve(config_, [this](EndpointResolver::Result result) {
-      refresh_resolving_ = false;
-      if (auto* failure = std::get_if<AuthFailure>(&result)) {
-        // No endpoints yet: keep the tokens and try again later.
-        AuthFailure f = *failure;
-        f.kind = AuthFailure::Kind::transient;
-        on_refresh_failure(f);
-        return;
-      }
-      endpoints_ = std::get<Endpoints>(result);
-      start_refresh(nullptr);
-    });
-    return;
-  }
-  HttpRequest request = refresh_request(ctx_.config, config_, *endpoints_, tokens_->refresh_token);
-  // Refreshes keep accounts signed in: never behind other accounts' code requests or fetches.
-  request.priority = HttpPriority::urgent;
-  ctx_.log.debug(config_.name, ": refreshing the access token");
-  refresh_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
-    refresh_request_.reset();
-    on_refresh(std::move(response));
-  });
-}
-
-void Account::on_refresh(HttpResponse response) {
-  if (!tokens_) {
-    finish_refresh(false);
-    return;
-  }
-  auto outcome = parse_token_response(response);
-  if (auto* t = std::get_if<TokenResponse>(&outcome)) {
-    refresh_failures_ = 0;
-    TokenSet next = make_token_set(std::move(*t), ctx_.loop.clock().system(), &*tokens_);
-    tokens_ = std::move(next);
-    persist_tokens();  // the rotated refresh token is on disk before the access token is used
-    publish_state();
-    emit("token_refreshed",
-         [&](json::Fields& f) { f.str("expires_at", format_utc(tokens_->expires_at)); });
-    ctx_.log.info(config_.name, ": access token refreshed, expires at ",
-                  format_utc(tokens_->expires_at));
-    schedule_refresh();
-    for (auto& r : resources_) r->resume();
-    finish_refresh(true);
-    return;
-  }
-  on_refresh_failure(std::get<AuthFailure>(outcome));
-}
-
-void Account::on_refresh_failure(const AuthFailure& failure) {
-  if (failure.kind == AuthFailure::Kind::transient) {
-    const Millis delay = std::max<Millis>(
-        backoff_delay(refresh_failures_++, Seconds(5), kMaxAuthBackoff, jitter_.next()),
-        failure.retry_after.value_or(Seconds(0)));
-    emit_auth_error(failure, delay);
-    refresh_timer_.start_after(delay, [this] { start_refresh(nullptr); });
-    finish_refresh(false);
-    return;
-  }
+void Account::refresh_refused(const AuthFailure& failure) {
   emit_auth_error(failure, std::nullopt);
   SignOutReason reason = SignOutReason::error;
   if (failure.policy) {
@@ -545,41 +445,11 @@ void Account::on_refresh_failure(const AuthFailure& failure) {
     reason = SignOutReason::refresh_rejected;
   }
   lose_tokens(reason, &failure);
-  finish_refresh(false);
-}
-
-void Account::finish_refresh(bool ok) {
-  auto waiters = std::move(refresh_waiters_);
-  refresh_waiters_.clear();
-  for (auto& w : waiters) w(ok);
-}
-
-// Drops the tokens from memory and disk and stops everything that used them.
-void Account::forget_tokens() {
-  refresh_timer_.cancel();
-  persist_retry_timer_.cancel();
-  persist_pending_ = false;
-  if (refresh_request_) ctx_.http.cancel(*refresh_request_);
-  refresh_request_.reset();
-  refresh_resolving_ = false;
-  if (tokens_) {
-    tokens_->access_token.clear();
-    tokens_->refresh_token.clear();
-  }
-  tokens_.reset();
-  ++token_epoch_;
-  const auto before = ctx_.store.modified(config_.name);
-  last_remove_ = ctx_.store.remove(config_.name);
-  if (!last_remove_.ok) {
-    ctx_.log.error(config_.name, ": ", last_remove_.message);
-    undeletable_token_file_ = before;
-  }
-  seen_token_file_.reset();
-  clear_graph_topics();
 }
 
 void Account::lose_tokens(SignOutReason reason, const AuthFailure* failure) {
-  forget_tokens();
+  keeper_.forget();
+  clear_graph_topics();
   if (sign_in_.active()) {
     // A sign-in was under way (forced): it goes on, now as a plain one.
     forced_ = false;
@@ -596,22 +466,13 @@ void Account::lose_tokens(SignOutReason reason, const AuthFailure* failure) {
 }
 
 void Account::check_token_file() {
-  if (tokens_ || sign_in_.active()) return;
-  const auto modified = ctx_.store.modified(config_.name);
-  if (!modified || modified == seen_token_file_) return;
-  if (undeletable_token_file_ && modified == undeletable_token_file_) return;
-  seen_token_file_ = modified;
-  const auto loaded = ctx_.store.load(config_.name, binding());
-  if (loaded.kind != TokenStore::LoadResult::Kind::ok || !loaded.tokens) {
-    if (loaded.kind != TokenStore::LoadResult::Kind::none) {
-      ctx_.log.warn(config_.name, ": new token file not used: ", loaded.message);
-    }
-    return;
-  }
+  if (sign_in_.active()) return;
+  auto tokens = keeper_.new_token_file();
+  if (!tokens) return;
   ctx_.log.info(config_.name, ": picked up tokens stored by `graph2mqtt login`");
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
-  adopt_tokens(*loaded.tokens, /*announce=*/false);
-  emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *tokens_); });
+  adopt_tokens(std::move(*tokens), /*announce=*/false);
+  emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *keeper_.tokens()); });
 }
 
 // --- other commands -----------------------------------------------------------------------------
@@ -622,17 +483,17 @@ void Account::logout(Reply reply) {
     reply_waiters(CommandResult::failure("the sign-in was ended by a logout"));
   }
   forced_ = false;
-  forget_tokens();
-  finish_refresh(false);  // after the tokens are gone: a waiting refresh learns it is signed out
+  const auto removed = keeper_.forget();  // a waiting refresh learns it is signed out
+  clear_graph_topics();
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
   set_state(AuthState::signed_out, SignOutReason::logout);
   emit("signed_out", [](json::Fields& f) { f.str("reason", "logout"); });
   ctx_.log.info(config_.name, ": logged out");
-  if (!last_remove_.ok) {
+  if (!removed.ok) {
     reply(
         CommandResult::failure("the tokens were dropped from memory, but the token file could "
                                "not be deleted: " +
-                               last_remove_.message));
+                               removed.message));
     return;
   }
   reply(CommandResult::success(state_json()));
@@ -656,14 +517,14 @@ void Account::cancel(Reply reply) {
 
 void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
   if (!resource) {
-    if (!tokens_) {
+    if (keeper_.tokens() == nullptr) {
       reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
       return;
     }
     // One redemption at a time: a refresh under way is joined (and not counted); at most one
     // refresh-started redemption per 10 s (CONTRACT §2 Limits), so a flood of requests cannot
     // trip Microsoft's loop detection (AADSTS50196) and lose the tokens.
-    const bool under_way = refresh_request_.has_value() || refresh_resolving_;
+    const bool under_way = keeper_.refresh_under_way();
     if (!under_way) {
       const auto now = ctx_.loop.now();
       if (last_token_refresh_command_ && now - *last_token_refresh_command_ < kLoginRateWindow) {
@@ -676,14 +537,11 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
       }
       last_token_refresh_command_ = now;
     }
-    start_refresh([this, reply](bool ok) {
+    keeper_.refresh([this, reply](bool ok) {
       if (ok) {
         reply(CommandResult::success(state_json()));
-      } else if (tokens_) {
-        const long long retry = refresh_timer_.active()
-                                    ? seconds_ceil(std::chrono::duration_cast<Millis>(
-                                          refresh_timer_.deadline() - ctx_.loop.clock().steady()))
-                                    : 5;
+      } else if (keeper_.tokens() != nullptr) {
+        const long long retry = seconds_ceil(keeper_.retry_in().value_or(Seconds(5)));
         reply(CommandResult::failure(
             "the refresh failed; the agent retries in " + std::to_string(retry) + " s", retry));
       } else {
@@ -703,7 +561,7 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
                                  "`"));
     return;
   }
-  if (!tokens_) {
+  if (keeper_.tokens() == nullptr) {
     reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
     return;
   }
@@ -749,7 +607,7 @@ void Account::graph_get(const std::string& path, Reply reply) {
                                  config_.name + "`"));
     return;
   }
-  if (!tokens_) {
+  if (keeper_.tokens() == nullptr) {
     reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
     return;
   }

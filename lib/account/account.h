@@ -17,6 +17,7 @@
 #include "identity/endpoints.h"
 #include "identity/sign_in.h"
 #include "identity/sign_in_method.h"
+#include "identity/token_keeper.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
 #include "json/json.h"
@@ -58,7 +59,7 @@ struct AccountContext {
 
 // One configured account: its sign-in, its tokens and its Graph resources. Lives on the loop
 // thread; every state change is published (auth/state, auth/code, events, graph/R).
-class Account : private SignInEvents, private ResourceSink {
+class Account : private SignInEvents, private TokenEvents, private ResourceSink {
  public:
   Account(const AccountConfig& config, AccountContext context);
   ~Account() override;
@@ -113,16 +114,12 @@ class Account : private SignInEvents, private ResourceSink {
   void approved(TokenSet tokens) override;
   void ended(SignInEnd end, const AuthFailure* failure) override;
 
-  // tokens
+  // tokens (the lifecycle is TokenKeeper's; these are its events and the account's glue)
   void adopt_tokens(TokenSet tokens, bool announce);
-  bool persist_tokens();
-  void schedule_refresh();
-  void start_refresh(std::function<void(bool ok)> done);
-  void on_refresh(HttpResponse response);
-  void on_refresh_failure(const AuthFailure& failure);
   void lose_tokens(SignOutReason reason, const AuthFailure* failure);
-  void forget_tokens();
-  void finish_refresh(bool ok);
+  void tokens_refreshed(const TokenSet& tokens) override;
+  void token_trouble(const AuthFailure& failure, Millis retry_in) override;
+  void refresh_refused(const AuthFailure& failure) override;
 
   // publishing
   void set_state(AuthState state, std::optional<SignOutReason> reason,
@@ -154,7 +151,6 @@ class Account : private SignInEvents, private ResourceSink {
   SystemTime since_{};
   std::optional<SignOutReason> reason_;
   std::optional<StateError> state_error_;  // auth/state.error while reason_ carries one
-  std::optional<TokenSet> tokens_;
 
   // sign-in in progress
   SignInDriver sign_in_;
@@ -162,23 +158,10 @@ class Account : private SignInEvents, private ResourceSink {
   // The tenant's policy refused the device code: under sign_in_method auto, this account's
   // sign-ins are browser sign-ins until the agent restarts (CONTRACT §6 "Tenant policy").
   bool browser_preferred_ = false;
-  std::optional<Endpoints> endpoints_;  // for refreshes
   std::vector<Reply> login_waiters_;
   std::optional<SteadyTime> last_user_login_;
 
-  // refresh
-  std::optional<Http::RequestId> refresh_request_;
-  bool refresh_resolving_ = false;
-  std::vector<std::function<void(bool)>> refresh_waiters_;
-  int refresh_failures_ = 0;
-  Timer refresh_timer_;
-  Timer persist_retry_timer_;
-  bool persist_pending_ = false;
-  std::optional<std::filesystem::file_time_type> seen_token_file_;
-  // A token file `logout` could not delete is never loaded again by this run (CONTRACT §6).
-  std::optional<std::filesystem::file_time_type> undeletable_token_file_;
-  TokenStore::WriteResult last_remove_;  // the last deletion of the token file
-  std::uint64_t token_epoch_ = 0;
+  TokenKeeper keeper_;
 
   // graph
   std::vector<std::unique_ptr<ResourcePoller>> resources_;
