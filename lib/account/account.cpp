@@ -199,12 +199,12 @@ bool Account::has_resource(const std::string& name) const {
 
 void Account::start() {
   since_ = ctx_.loop.clock().system();
-  const auto loaded = ctx_.store.load(config_.name, binding());
+  auto loaded = ctx_.store.load(config_.name, binding());
   using Kind = TokenStore::LoadResult::Kind;
   ctx_.mqtt.set_retained(topic("auth/code"), "");
   if (loaded.kind == Kind::ok && loaded.tokens) {
     seen_token_file_ = ctx_.store.modified(config_.name);
-    adopt_tokens(*loaded.tokens, /*announce=*/false);
+    adopt_tokens(std::move(*loaded.tokens), /*announce=*/false);
     return;
   }
   if (loaded.kind == Kind::corrupt || loaded.kind == Kind::unreadable) {
@@ -459,8 +459,7 @@ void Account::send_poll() {
 
 void Account::on_poll(HttpResponse response) {
   if (!flow_) return;
-  const auto decision =
-      flow_->on_poll_result(parse_token_response(response), ctx_.loop.clock().steady());
+  auto decision = flow_->on_poll_result(parse_token_response(response), ctx_.loop.clock().steady());
   using Kind = DeviceFlow::Decision::Kind;
   switch (decision.kind) {
     case Kind::poll_again:
@@ -476,7 +475,7 @@ void Account::on_poll(HttpResponse response) {
       if (decision.next_poll_at < flow_->expires_at()) schedule_poll();
       return;
     case Kind::approved:
-      on_approved(*decision.tokens);
+      on_approved(std::move(*decision.tokens));
       return;
     case Kind::declined:
       end_sign_in("declined");
@@ -755,7 +754,7 @@ void Account::check_token_file() {
   const auto modified = ctx_.store.modified(config_.name);
   if (!modified || modified == seen_token_file_) return;
   seen_token_file_ = modified;
-  const auto loaded = ctx_.store.load(config_.name, binding());
+  auto loaded = ctx_.store.load(config_.name, binding());
   if (loaded.kind != TokenStore::LoadResult::Kind::ok || !loaded.tokens) {
     if (loaded.kind != TokenStore::LoadResult::Kind::none) {
       ctx_.log.warn(config_.name, ": new token file not used: ", loaded.message);
@@ -764,7 +763,7 @@ void Account::check_token_file() {
   }
   ctx_.log.info(config_.name, ": picked up tokens stored by `graph2mqtt login`");
   ctx_.mqtt.set_retained(topic("auth/code"), "");
-  adopt_tokens(*loaded.tokens, /*announce=*/false);
+  adopt_tokens(std::move(*loaded.tokens), /*announce=*/false);
   emit("signed_in", [&](json::Fields& f) {
     f.raw("user", user_json(tokens_->user));
     f.strings("scopes", tokens_->scopes);

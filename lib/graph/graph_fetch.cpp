@@ -23,12 +23,14 @@ std::optional<Seconds> retry_after_of(const HttpResponse& r) {
   long long secs = 0;
   const auto& h = *r.retry_after;
   const auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), secs);
+  // An hour at most (CONTRACT §6 Untrusted input): a server cannot park a resource for longer.
+  constexpr Seconds kMax{3600};
   if (ec == std::errc() && ptr == h.data() + h.size()) {
-    return Seconds(std::clamp(secs, 0LL, 365LL * 24 * 3600));  // a year at most
+    return Seconds(std::clamp(secs, 0LL, static_cast<long long>(kMax.count())));
   }
   if (auto when = parse_http_date(h)) {
-    return std::max(Seconds(0),
-                    std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now()));
+    return std::clamp(std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now()),
+                      Seconds(0), kMax);
   }
   return std::nullopt;
 }
@@ -63,6 +65,16 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
       GraphResult r;
       r.code = "not_signed_in";
       r.message = "the account is not signed in";
+      finish(std::move(r));
+      return;
+    }
+    // A CR, LF or any other control character would end the header and start another one.
+    if (bearer->empty() || std::any_of(bearer->begin(), bearer->end(), [](char c) {
+          return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+        })) {
+      GraphResult r;
+      r.code = "invalid_token";
+      r.message = "the access token contains a space or a control character; not sent";
       finish(std::move(r));
       return;
     }
