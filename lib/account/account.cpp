@@ -414,7 +414,9 @@ void Account::on_device_code_failure(const AuthFailure& failure) {
 }
 
 void Account::on_device_code(HttpResponse response) {
-  auto outcome = parse_device_code_response(response);
+  // The URL the request went to: only a loopback http:// identity server may send http:// pages.
+  auto outcome = parse_device_code_response(
+      response, endpoints_ ? std::string_view(endpoints_->device_authorization) : "");
   if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
     on_device_code_failure(*failure);
     return;

@@ -80,7 +80,9 @@ class TerminalSignIn {
   }
 
   void on_code(HttpResponse response) {
-    auto outcome = parse_device_code_response(response);
+    // The URL the request went to: only a loopback http:// identity server may send http:// pages.
+    auto outcome = parse_device_code_response(
+        response, endpoints_ ? std::string_view(endpoints_->device_authorization) : "");
     if (auto* f = std::get_if<AuthFailure>(&outcome)) {
       on_failure(*f);
       return;

@@ -61,11 +61,11 @@ inline constexpr Seconds kMaxRetryAfter{3600};
 inline constexpr std::size_t kMaxUserCodeLength = 32;
 
 // Response classification and parsing: pure functions of the HTTP answer.
-// `authority` is identity.authority (the base URL the request went to): only when it is a
-// loopback http:// URL may the verification URIs be http:// too; otherwise (and when it is left
-// empty) they must be https://. A URI that is not, or a user_code that is not 1-32 printable
-// ASCII characters, is an `invalid_response` (transient: retried). Control characters are
-// removed from `message`.
+// `authority` is the URL the device-code request went to (under identity.authority, or the OIDC
+// device endpoint): only when it is a loopback http:// URL may the verification URIs be http://
+// too; otherwise (and when it is left empty) they must be https://. A URI that is not, or a
+// user_code that is not 1-32 printable ASCII characters, is an `invalid_response` (transient:
+// retried). Control characters are removed from `message`.
 AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
                                                    std::string_view authority = {});
 AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response);
