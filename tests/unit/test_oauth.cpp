@@ -199,7 +199,9 @@ TEST_CASE(
       {"https://microsoft.com@phish.example/", "", "verification_uri carries a user name"},
       {"https://microsoft.com/device login", "", "verification_uri contains a space"},
       {"https://microsoft.com/\r\nX", "", "verification_uri contains a space"},
-      {"https://micros\xc3\xb6" "ft.com/", "", "verification_uri contains a space"},
+      {"https://micros\xc3\xb6"
+       "ft.com/",
+       "", "verification_uri contains a space"},
   };
   for (const auto& c : cases) {
     CAPTURE(c.uri);
