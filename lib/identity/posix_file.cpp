@@ -148,8 +148,8 @@ Lock try_lock(const std::filesystem::path& lock_path) {
     lock.fd.close();
     if (err == EWOULDBLOCK) {
       lock.status = Lock::Status::busy;
-      lock.error =
-          "the lock file " + lock_path.string() + " is held by another process (graph2mqtt login?)";
+      lock.error = "the lock file " + lock_path.string() +
+                   " is held by another process (the agent or `graph2mqtt login`)";
     } else {
       lock.error = "cannot lock the lock file " + lock_path.string() + ": " + errno_text(err);
     }
