@@ -370,14 +370,14 @@ class Validator {
     const auto password = m->get("password");
     const auto password_file = m->get("password_file");
     if (password) {
-      if (auto s = config_detail::read_string(diag_, *password)) out.password = Secret(*s);
+      if (auto s = config_detail::read_string(diag_, *password)) out.password = share(Secret(*s));
     }
     if (password_file) {
       if (password) {
         diag_.error(password_file->line, password_file->path,
                     "cannot be used together with mqtt.password (set one of them)");
       } else {
-        out.password = read_secret_file(*password_file);
+        out.password = share(read_secret_file(*password_file));
       }
     }
     const auto ca = m->get("ca");
@@ -645,7 +645,7 @@ class Validator {
     }
     if (auto f = m->get("client_secret_file")) {
       if (oidc()) {
-        out.client_secret = read_secret_file(*f);
+        out.client_secret = share(read_secret_file(*f));
       } else {
         diag_.error(f->line, f->path, "applies only to provider oidc");
       }

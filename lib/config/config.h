@@ -32,7 +32,7 @@ struct MqttConfig {
   std::string base_topic = "graph2mqtt";
   std::string client_id;  // default graph2mqtt-<hostname>
   std::optional<std::string> username;
-  std::optional<Secret> password;  // from password: or password_file: (trailing newline dropped)
+  SharedSecret password;  // from password: or password_file: (trailing newline dropped)
   std::optional<std::filesystem::path> ca, cert, key;
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
@@ -84,7 +84,7 @@ struct AccountConfig {
   bool renew_code = false;
   std::vector<std::string> graph_allow;
   std::vector<ResourceConfig> resources;  // in file order
-  std::optional<Secret> client_secret;    // oidc: from client_secret_file
+  SharedSecret client_secret;             // oidc: from client_secret_file
 };
 
 struct Config {

@@ -62,6 +62,16 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
       finish(std::move(r));
       return;
     }
+    // A CR, LF or any other control character would end the header and start another one.
+    if (bearer->empty() || std::any_of(bearer->begin(), bearer->end(), [](char c) {
+          return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+        })) {
+      GraphResult r;
+      r.code = "invalid_token";
+      r.message = "the access token contains a space or a control character; not sent";
+      finish(std::move(r));
+      return;
+    }
     HttpRequest request;
     request.url = url;
     request.priority = HttpPriority::bulk;  // after polls, refreshes and code requests

@@ -43,7 +43,8 @@ void DeviceCodeSignIn::request_code() {
 }
 
 void DeviceCodeSignIn::on_code(HttpResponse response) {
-  auto outcome = parse_device_code_response(response);
+  // Only a loopback http:// identity server may send http:// verification pages.
+  auto outcome = parse_device_code_response(response, endpoints_->device_authorization);
   if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
     if (failure->kind == AuthFailure::Kind::transient) {
       const Millis delay =

@@ -11,12 +11,12 @@ DeviceFlow::DeviceFlow(DeviceCode code, SteadyTime requested_at, SteadyTime rece
       next_poll_at_(received_at + interval_),
       jitter_(jitter_seed) {}
 
-DeviceFlow::Decision DeviceFlow::on_poll_result(const AuthOutcome<TokenResponse>& outcome,
+DeviceFlow::Decision DeviceFlow::on_poll_result(AuthOutcome<TokenResponse> outcome,
                                                 SteadyTime now) {
   Decision d;
-  if (const auto* tokens = std::get_if<TokenResponse>(&outcome)) {
+  if (auto* tokens = std::get_if<TokenResponse>(&outcome)) {
     d.kind = Decision::Kind::approved;
-    d.tokens = *tokens;
+    d.tokens = std::move(*tokens);
     return d;
   }
   const auto& failure = std::get<AuthFailure>(outcome);

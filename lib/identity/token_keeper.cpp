@@ -9,6 +9,10 @@ namespace g2m {
 namespace {
 constexpr Millis kMaxBackoff{300'000};  // CONTRACT §6: backoff capped at 5 minutes
 constexpr Millis kPersistRetry{5'000};
+// Another process (`graph2mqtt login`) holds the lock: try again soon, and say storage_error
+// only once it has been held this long (CONTRACT §6 Tokens).
+constexpr Millis kLockRetry{200};
+constexpr Millis kLockPatience{5'000};
 }  // namespace
 
 TokenKeeper::TokenKeeper(TokenKeeperContext context, TokenEvents& events)
@@ -50,11 +54,22 @@ bool TokenKeeper::persist() {
   const auto result = ctx_.store.save(ctx_.account.name, binding(), *tokens_);
   if (result.ok) {
     persist_pending_ = false;
+    busy_since_.reset();
     seen_file_ = ctx_.store.modified(ctx_.account.name);
     return true;
   }
   // Keep the tokens in memory, report, and try again: nothing is lost while the disk is sick.
   persist_pending_ = true;
+  if (result.busy) {
+    const auto now = ctx_.loop.clock().steady();
+    if (!busy_since_) busy_since_ = now;
+    if (now - *busy_since_ < kLockPatience) {
+      persist_timer_.start_after(kLockRetry, [this] {
+        if (persist_pending_) persist();
+      });
+      return false;
+    }
+  }
   AuthFailure f;
   f.error = "storage_error";
   f.description = result.message;
@@ -180,6 +195,7 @@ TokenStore::WriteResult TokenKeeper::forget() {
   ++epoch_;
   const auto before = ctx_.store.modified(ctx_.account.name);
   auto removed = ctx_.store.remove(ctx_.account.name);
+  if (removed.busy) retry_remove(before);
   if (!removed.ok) {
     ctx_.log.error(ctx_.account.name, ": ", removed.message);
     undeletable_file_ = before;  // never loaded again by this run (CONTRACT §6 Tokens)
@@ -187,6 +203,16 @@ TokenStore::WriteResult TokenKeeper::forget() {
   seen_file_.reset();
   finish(false);  // after the tokens are gone: a waiting refresh learns it
   return removed;
+}
+
+void TokenKeeper::retry_remove(std::optional<std::filesystem::file_time_type> file) {
+  // The lock is held by another process: the file goes as soon as it is free (and until then it
+  // is never loaded again).
+  persist_timer_.start_after(kLockRetry, [this, file] {
+    if (tokens_) return;  // signed in again meanwhile: that file is wanted now
+    const auto removed = ctx_.store.remove(ctx_.account.name);
+    if (removed.busy) retry_remove(file);
+  });
 }
 
 std::optional<TokenSet> TokenKeeper::new_token_file() {

@@ -88,6 +88,7 @@ class TokenKeeper {
   void on_answer(HttpResponse response);
   void on_failure(const AuthFailure& failure);
   void finish(bool ok);
+  void retry_remove(std::optional<std::filesystem::file_time_type> file);
 
   TokenKeeperContext ctx_;
   TokenEvents& events_;
@@ -102,6 +103,7 @@ class TokenKeeper {
   Timer refresh_timer_;
   Timer persist_timer_;
   bool persist_pending_ = false;
+  std::optional<SteadyTime> busy_since_;  // the lock has been held by another process since
   std::optional<std::filesystem::file_time_type> seen_file_;
   std::optional<std::filesystem::file_time_type> undeletable_file_;
 };

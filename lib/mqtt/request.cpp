@@ -202,12 +202,12 @@ std::variant<Request, RequestError> parse_request(const ReplyPolicy& policy,
   }
   const std::string_view text =
       message.payload.empty() ? std::string_view("{}") : std::string_view(message.payload);
-  auto doc = json::parse(text);
+  json::ParseError why = json::ParseError::none;
+  auto doc = json::parse(text, &why);
   if (!doc) {
     // Distinguish bad UTF-8 from bad JSON: the first is a different mistake to fix.
-    rapidjson::Document plain;
-    plain.Parse(text.data(), text.size());
-    if (!plain.HasParseError()) return RequestError{"the request is not valid UTF-8", std::nullopt};
+    if (why == json::ParseError::encoding)
+      return RequestError{"the request is not valid UTF-8", std::nullopt};
     return RequestError{"the request is not valid JSON", std::nullopt};
   }
   if (!doc->IsObject()) return RequestError{"the request must be a JSON object", std::nullopt};

@@ -138,6 +138,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (opt.signed_out) require(http.requests.empty(), "nothing is sent while signed out");
   if (!result.status) require(!result.code.empty(), "a fetch without an answer says why");
+  if (result.retry_after) {
+    require(result.retry_after->count() >= 0 && *result.retry_after <= g2m::Seconds(3600),
+            "Retry-After is clamped to 0..1 h");
+  }
   if (result.success()) {
     require(g2m::json::parse(result.body).has_value(), "a successful body is JSON");
     require(result.body.size() <= opt.max_bytes, "a successful body fits the size cap");
