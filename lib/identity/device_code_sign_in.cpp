@@ -48,8 +48,7 @@ void DeviceCodeSignIn::on_code(HttpResponse response) {
   if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
     if (failure->kind == AuthFailure::Kind::transient) {
       const Millis delay =
-          std::max<Millis>(backoff_delay(failures_++, Seconds(5), kMaxBackoff, jitter_.next()),
-                           failure->retry_after.value_or(Seconds(0)));
+          retry_delay(failures_, Seconds(5), kMaxBackoff, jitter_, failure->retry_after);
       timer_.start_after(delay, [this] { request_code(); });
       steps_.transient(*failure, delay);
       return;

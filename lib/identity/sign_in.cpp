@@ -94,9 +94,8 @@ void SignInDriver::resolve() {
     if (auto* failure = std::get_if<AuthFailure>(&result)) {
       if (failure->kind == AuthFailure::Kind::transient) {
         Jitter jitter(seed_ + static_cast<std::uint64_t>(resolve_failures_));
-        const Millis delay = std::max<Millis>(
-            backoff_delay(resolve_failures_++, Seconds(5), kMaxBackoff, jitter.next()),
-            failure->retry_after.value_or(Seconds(0)));
+        const Millis delay =
+            retry_delay(resolve_failures_, Seconds(5), kMaxBackoff, jitter, failure->retry_after);
         retry_timer_.start_after(delay, [this] { resolve(); });
         events_.transient_error(*failure, delay);
         return;

@@ -162,8 +162,7 @@ void TokenKeeper::on_answer(HttpResponse response) {
 void TokenKeeper::on_failure(const AuthFailure& failure) {
   if (failure.kind == AuthFailure::Kind::transient) {
     const Millis delay =
-        std::max<Millis>(backoff_delay(failures_++, Seconds(5), kMaxBackoff, jitter_.next()),
-                         failure.retry_after.value_or(Seconds(0)));
+        retry_delay(failures_, Seconds(5), kMaxBackoff, jitter_, failure.retry_after);
     refresh_timer_.start_after(delay, [this] { refresh(nullptr); });
     events_.token_trouble(failure, delay);
     finish(false);
