@@ -176,6 +176,9 @@ bool signed_out(const rapidjson::Value& v) {
 
 }  // namespace
 
+// ctest -L broker: the shipped broker setup.
+TEST_SUITE_BEGIN("broker");
+
 TEST_CASE("acl: the drop-in runs on Debian's stock mosquitto.conf and binds client ids to users") {
   TempDir tmp("g2m-acl-debian");
   const Pki pki = make_pki(tmp / "pki");
@@ -356,3 +359,5 @@ TEST_CASE("acl: the shipped ACL keeps displays read-only and strangers out") {
     CHECK(refused->find("Not authorized") != std::string::npos);
   }
 }
+
+TEST_SUITE_END();
