@@ -308,7 +308,7 @@ TEST_CASE("acl: the drop-in runs on Debian's stock mosquitto.conf and binds clie
   }
 }
 
-TEST_CASE("acl: the shipped ACL keeps displays read-only and strangers out") {
+TEST_CASE("acl: the shipped ACL keeps each display to its own account and strangers out") {
   TempDir tmp("g2m-acl");
   const Pki pki = make_pki(tmp / "pki");
   MosquittoOptions options;
