@@ -26,7 +26,7 @@ constexpr const char* kDefaultConfig = "/etc/graph2mqtt/config.yaml";
 const char* const kUsage = R"(Usage:
   graph2mqtt [--config PATH]                   run the agent until SIGTERM/SIGINT
   graph2mqtt --check-config [--config PATH]    validate the configuration and exit
-  graph2mqtt login ACCOUNT [--force] [--config PATH]
+  graph2mqtt login ACCOUNT [--browser] [--force] [--config PATH]
                                                sign ACCOUNT in from this terminal
   graph2mqtt --version | --help
 
@@ -34,6 +34,9 @@ Options:
   -c, --config PATH   configuration file (default /etc/graph2mqtt/config.yaml)
       --check-config  validate and exit: 0 valid, 2 invalid (warnings go to stderr)
       --force         with login: replace tokens the account already has
+      --browser       with login: the browser sign-in (for tenants that block the device
+                      code): open the printed address, sign in, paste the address the
+                      browser ends at
   -V, --version       print the version
   -h, --help          print this help
 
@@ -46,6 +49,7 @@ struct Options {
   std::string config = kDefaultConfig;
   bool check_config = false;
   bool force = false;
+  bool browser = false;
   std::optional<std::string> login_account;
 };
 
@@ -181,6 +185,8 @@ int main(int argc, char** argv) {
       options.check_config = true;
     } else if (arg == "--force") {
       options.force = true;
+    } else if (arg == "--browser") {
+      options.browser = true;
     } else if (!arg.empty() && arg[0] == '-') {
       return usage_error("unknown option " + arg);
     } else {
@@ -193,6 +199,7 @@ int main(int argc, char** argv) {
     options.login_account = positional[1];
   }
   if (options.force && !options.login_account) return usage_error("--force goes with login");
+  if (options.browser && !options.login_account) return usage_error("--browser goes with login");
 
   g2m::Config config;
   try {
@@ -214,7 +221,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (owner.switched) std::cerr << "graph2mqtt login: running as " << owner.user << "\n";
-    return g2m::terminal_login(config, *options.login_account, options.force);
+    return g2m::terminal_login(config, *options.login_account, options.force, options.browser);
   }
   return run_agent(std::move(config), options.config);
 }

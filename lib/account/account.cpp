@@ -157,8 +157,9 @@ Account::Account(const AccountConfig& config, AccountContext context)
     : config_(config),
       ctx_(std::move(context)),
       jitter_(ctx_.seed),
-      poll_timer_(ctx_.loop),
-      expiry_timer_(ctx_.loop),
+      sign_in_(SignInContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.endpoints, ctx_.log,
+                             ctx_.seed ^ 0x5167'6e49'6e00'0000ULL},
+               *this),
       refresh_timer_(ctx_.loop),
       persist_retry_timer_(ctx_.loop) {
   for (const auto& r : config_.resources)
@@ -216,21 +217,22 @@ void Account::start() {
   // Nothing stale from an earlier run survives (CONTRACT §1 "Always").
   clear_graph_topics();
   publish_state();
-  if (config_.sign_in == SignIn::auto_) start_sign_in(false);
+  if (config_.sign_in == SignIn::auto_) start_sign_in(default_method());
 }
 
 void Account::shutdown() {
-  if (phase_ == Phase::idle) return;
-  stop_sign_in_io();
-  phase_ = Phase::idle;
-  flow_.reset();
+  // Tokens that could not be stored yet get one more try: a rotated refresh token must not be
+  // lost with the process.
+  if (persist_pending_) persist_tokens();
+  if (!sign_in_.active()) return;
+  sign_in_.cancel();
   ctx_.mqtt.set_retained(topic("auth/code"), "");
   reply_waiters(CommandResult::failure("the agent is shutting down"));
   if (forced_ && tokens_) {
     forced_ = false;
     set_state(AuthState::signed_in, std::nullopt);
   } else {
-    set_state(AuthState::signed_out, "shutdown");
+    set_state(AuthState::signed_out, SignOutReason::shutdown);
   }
   emit("signed_out", [](json::Fields& f) { f.str("reason", "shutdown"); });
 }
@@ -252,6 +254,8 @@ void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> 
     f.str("error", failure.error).str("description", failure.description);
     f.opt_num("retry_in",
               retry_in ? std::optional<long long>(seconds_ceil(*retry_in)) : std::nullopt);
+    f.opt_str("policy", failure.policy ? std::optional<std::string>(to_string(*failure.policy))
+                                       : std::nullopt);
   });
   if (retry_in) {
     ctx_.log.warn(config_.name, ": ", failure.error, ": ", failure.description, "; retrying in ",
@@ -262,13 +266,21 @@ void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> 
 }
 
 std::string Account::code_json() const {
-  if (phase_ != Phase::polling || !flow_) return "null";
-  const auto& c = flow_->code();
+  const SignInPrompt* p = sign_in_.prompt();
+  if (p == nullptr) return "null";
+  const bool browser = p->method == SignInMethod::browser;
   return json::object([&](json::Fields& f) {
-    f.str("user_code", c.user_code).str("verification_uri", c.verification_uri);
-    f.opt_str("verification_uri_complete", c.verification_uri_complete);
-    f.str("message", c.message).str("expires_at", format_utc(flow_->expires_at_system()));
-    f.num("interval", flow_->interval().count());
+    f.str("method", to_string(p->method));
+    if (browser) {
+      f.null("user_code").null("verification_uri");
+    } else {
+      f.str("user_code", p->user_code).str("verification_uri", p->verification_uri);
+    }
+    f.opt_str("verification_uri_complete", p->verification_uri_complete);
+    f.opt_str("sign_in_url", p->sign_in_url);
+    f.str("message", p->message).str("expires_at", format_utc(p->expires_at));
+    f.opt_num("interval",
+              p->interval ? std::optional<long long>(p->interval->count()) : std::nullopt);
   });
 }
 
@@ -276,45 +288,61 @@ std::string Account::state_json() const {
   return json::object([&](json::Fields& f) {
     f.str("state", to_string(state_)).str("since", format_utc(since_));
     const bool pending = state_ == AuthState::pending;
+    const SignInPrompt* prompt = sign_in_.prompt();
     // While a forced re-sign-in is pending, user and scopes are still the old tokens'.
     f.raw("user", user_json(tokens_ ? tokens_->user : std::nullopt));
     if (state_ == AuthState::signed_in && tokens_) {
       f.str("expires_at", format_utc(tokens_->expires_at));
-    } else if (pending && phase_ == Phase::polling && flow_) {
-      f.str("expires_at", format_utc(flow_->expires_at_system()));
+    } else if (pending && prompt != nullptr) {
+      f.str("expires_at", format_utc(prompt->expires_at));
     } else {
       f.null("expires_at");
     }
     f.strings("scopes", tokens_ ? tokens_->scopes : std::vector<std::string>{});
-    if (state_ == AuthState::signed_out)
-      f.opt_str("reason", reason_);
-    else
+    if (state_ == AuthState::signed_out && reason_) {
+      f.str("reason", to_string(*reason_));
+    } else {
       f.null("reason");
+    }
     f.raw("code", code_json());
+    if (state_ == AuthState::signed_out && state_error_) {
+      f.raw("error", json::object([&](json::Fields& e) {
+              e.str("error", state_error_->error).str("description", state_error_->description);
+              e.opt_str("policy", state_error_->policy
+                                      ? std::optional<std::string>(to_string(*state_error_->policy))
+                                      : std::nullopt);
+            }));
+    } else {
+      f.null("error");
+    }
   });
 }
 
 void Account::publish_state() {
   // While a code is out, auth/state carries the code's expiry too (CONTRACT §1 auth/code).
   std::optional<SystemTime> expiry;
-  if (state_ == AuthState::pending && phase_ == Phase::polling && flow_) {
-    expiry = flow_->expires_at_system();
-  }
+  const SignInPrompt* prompt = sign_in_.prompt();
+  if (state_ == AuthState::pending && prompt != nullptr) expiry = prompt->expires_at;
   ctx_.mqtt.set_retained(topic("auth/state"), state_json(), expiry);
 }
 
 void Account::publish_code() {
-  if (phase_ == Phase::polling && flow_) {
-    ctx_.mqtt.set_retained(topic("auth/code"), code_json(), flow_->expires_at_system());
+  if (const SignInPrompt* prompt = sign_in_.prompt()) {
+    ctx_.mqtt.set_retained(topic("auth/code"), code_json(), prompt->expires_at);
   } else {
     ctx_.mqtt.set_retained(topic("auth/code"), "");
   }
 }
 
-void Account::set_state(AuthState state, std::optional<std::string> reason) {
+void Account::set_state(AuthState state, std::optional<SignOutReason> reason,
+                        const AuthFailure* error) {
   if (state != state_) since_ = ctx_.loop.clock().system();
   state_ = state;
-  reason_ = state == AuthState::signed_out ? std::move(reason) : std::nullopt;
+  reason_ = state == AuthState::signed_out ? reason : std::nullopt;
+  state_error_.reset();
+  if (reason_ && carries_error(*reason_) && error != nullptr) {
+    state_error_ = StateError{error->error, error->description, error->policy};
+  }
   publish_state();
 }
 
@@ -328,175 +356,183 @@ void Account::clear_graph_topics() {
 // --- sign-in ------------------------------------------------------------------------------------
 
 bool Account::signing_in() const {
-  return phase_ != Phase::idle;
+  return sign_in_.active();
 }
 
 std::optional<SteadyTime> Account::code_expires_at() const {
-  if (phase_ == Phase::polling && flow_) return flow_->expires_at();
+  if (const SignInPrompt* prompt = sign_in_.prompt()) return prompt->expires_at_steady;
   return std::nullopt;
 }
 
 bool Account::login_would_start(bool force) const {
-  return phase_ == Phase::idle && (state_ != AuthState::signed_in || force);
+  return !sign_in_.active() && (state_ != AuthState::signed_in || force);
 }
 
-void Account::login(bool force, Reply reply) {
-  if (phase_ == Phase::requesting) {
+SignInMethod Account::default_method() const {
+  switch (config_.sign_in_method) {
+    case SignInMethodSetting::device_code:
+      return SignInMethod::device_code;
+    case SignInMethodSetting::browser:
+      return SignInMethod::browser;
+    case SignInMethodSetting::auto_:
+      break;
+  }
+  return browser_preferred_ && sign_in_.browser_possible() ? SignInMethod::browser
+                                                           : SignInMethod::device_code;
+}
+
+void Account::login(bool force, std::optional<SignInMethod> method, Reply reply) {
+  const SignInPhase phase = sign_in_.phase();
+  if (phase == SignInPhase::resolving || phase == SignInPhase::requesting_code) {
+    if (auto wait = sign_in_.retry_in()) {
+      // Waiting to retry a failed request: say when, at once (the first login was told so too).
+      const long long in = std::max<long long>(1, seconds_ceil(*wait));
+      reply(CommandResult::failure(
+          "the identity platform could not be reached; retrying in " + std::to_string(in) + " s",
+          in));
+      return;
+    }
     // The first login's device-code request is in flight: this one gets the same outcome.
     login_waiters_.push_back(std::move(reply));
     return;
   }
-  if (phase_ == Phase::polling || (state_ == AuthState::signed_in && !force)) {
+  if (sign_in_.active() || (state_ == AuthState::signed_in && !force)) {
     reply(CommandResult::success(state_json()));
     return;
   }
-  const auto now = ctx_.loop.now();
-  if (last_user_login_ && now - *last_user_login_ < kLoginRateWindow) {
-    const auto wait = seconds_ceil(
-        std::chrono::duration_cast<Millis>(kLoginRateWindow - (now - *last_user_login_)));
-    reply(CommandResult::failure(
-        "a sign-in was started less than 10 s ago; wait " + std::to_string(wait) + " s", wait));
+  const SignInMethod chosen = method.value_or(default_method());
+  if (chosen == SignInMethod::browser && !sign_in_.browser_possible()) {
+    reply(CommandResult::failure("the browser sign-in is not available for account `" +
+                                 config_.name + "` (" +
+                                 (ctx_.config.identity.protocol == Protocol::v1 &&
+                                          ctx_.config.identity.provider == Provider::microsoft
+                                      ? std::string("protocol v1 has only the device code")
+                                      : std::string("it has no redirect_uri")) +
+                                 ")"));
     return;
   }
-  last_user_login_ = now;
+  // Only device-code requests count against the 10 s limit: a browser sign-in sends nothing.
+  if (chosen == SignInMethod::device_code) {
+    const auto now = ctx_.loop.now();
+    if (last_user_login_ && now - *last_user_login_ < kLoginRateWindow) {
+      const auto wait = seconds_ceil(
+          std::chrono::duration_cast<Millis>(kLoginRateWindow - (now - *last_user_login_)));
+      reply(CommandResult::failure(
+          "a sign-in was started less than 10 s ago; wait " + std::to_string(wait) + " s", wait));
+      return;
+    }
+    last_user_login_ = now;
+  }
   forced_ = state_ == AuthState::signed_in;
   login_waiters_.push_back(std::move(reply));
-  start_sign_in(true);
+  start_sign_in(chosen);
 }
 
-void Account::start_sign_in(bool /*user_requested*/) {
-  phase_ = Phase::requesting;
-  device_code_failures_ = 0;
-  send_device_code_request();
+void Account::start_sign_in(SignInMethod method) {
+  const bool fallback = config_.sign_in_method == SignInMethodSetting::auto_;
+  sign_in_.start(method, fallback);
 }
 
-void Account::send_device_code_request() {
-  code_requested_at_ = ctx_.loop.clock().steady();
-  code_requested_at_system_ = ctx_.loop.clock().system();
-  sign_in_resolving_ = true;
-  ctx_.endpoints.resolve(config_, [this](EndpointResolver::Result result) {
-    if (!sign_in_resolving_) return;  // cancelled meanwhile
-    sign_in_resolving_ = false;
-    if (auto* failure = std::get_if<AuthFailure>(&result)) {
-      on_device_code_failure(*failure);
-      return;
+void Account::complete(const std::string& address, Reply reply) {
+  sign_in_.complete(address, [this, reply](CompleteOutcome outcome) {
+    if (outcome.ok) {
+      reply(CommandResult::success(state_json()));
+    } else {
+      reply(CommandResult::failure(outcome.error));
     }
-    endpoints_ = std::get<Endpoints>(result);
-    HttpRequest request = device_code_request(ctx_.config, config_, *endpoints_);
-    // Expiry counts from when the device-code request is sent (Microsoft's documentation).
-    code_requested_at_ = ctx_.loop.clock().steady();
-    code_requested_at_system_ = ctx_.loop.clock().system();
-    ctx_.log.info(config_.name, ": requesting a device code");
-    sign_in_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
-      sign_in_request_.reset();
-      on_device_code(std::move(response));
-    });
   });
 }
 
-void Account::on_device_code_failure(const AuthFailure& failure) {
-  if (failure.kind == AuthFailure::Kind::transient) {
-    const Millis delay = std::max<Millis>(
-        backoff_delay(device_code_failures_++, Seconds(5), kMaxAuthBackoff, jitter_.next()),
-        failure.retry_after.value_or(Seconds(0)));
-    emit_auth_error(failure, delay);
-    reply_waiters(CommandResult::failure("the identity platform could not be reached (" +
-                                             failure.error + "); retrying in " +
-                                             std::to_string(seconds_ceil(delay)) + " s",
-                                         seconds_ceil(delay)));
-    poll_timer_.start_after(delay, [this] { send_device_code_request(); });
-    return;
-  }
-  emit_auth_error(failure, std::nullopt);
-  reply_waiters(
-      CommandResult::failure("sign-in failed: " + failure.error + ": " + failure.description));
-  end_sign_in("error");
-}
-
-void Account::on_device_code(HttpResponse response) {
-  auto outcome = parse_device_code_response(response);
-  if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
-    on_device_code_failure(*failure);
-    return;
-  }
-  flow_.emplace(std::move(std::get<DeviceCode>(outcome)), code_requested_at_,
-                ctx_.loop.clock().steady(), code_requested_at_system_, jitter_.next() * 1e18);
-  phase_ = Phase::polling;
-  ctx_.log.info(config_.name, ": code ", flow_->code().user_code, " issued, expires at ",
-                format_utc(flow_->expires_at_system()));
+void Account::code_issued(const SignInPrompt& prompt) {
   publish_code();
-  set_state(AuthState::pending, std::nullopt);
+  if (state_ != AuthState::pending) {
+    set_state(AuthState::pending, std::nullopt);
+  } else {
+    publish_state();
+  }
   emit("code_issued", [&](json::Fields& f) {
-    f.str("user_code", flow_->code().user_code)
-        .str("verification_uri", flow_->code().verification_uri);
-    if (flow_->code().verification_uri_complete) {
-      f.str("verification_uri_complete", *flow_->code().verification_uri_complete);
+    f.str("method", to_string(prompt.method));
+    if (prompt.method == SignInMethod::browser) {
+      f.null("user_code").null("verification_uri");
+    } else {
+      f.str("user_code", prompt.user_code).str("verification_uri", prompt.verification_uri);
     }
-    f.str("expires_at", format_utc(flow_->expires_at_system()));
+    f.opt_str("verification_uri_complete", prompt.verification_uri_complete);
+    f.opt_str("sign_in_url", prompt.sign_in_url);
+    f.str("expires_at", format_utc(prompt.expires_at));
   });
   reply_waiters(CommandResult::success(state_json()));
-  expiry_timer_.start_at(flow_->expires_at(), [this] {
-    ctx_.log.info(config_.name, ": the code expired unused");
-    end_sign_in("code_expired", config_.renew_code);
-  });
-  schedule_poll();
 }
 
-void Account::schedule_poll() {
-  poll_timer_.start_at(flow_->next_poll_at(), [this] { send_poll(); });
+void Account::interval_changed(const SignInPrompt& prompt) {
+  ctx_.log.info(config_.name, ": slow_down: polling every ",
+                prompt.interval ? prompt.interval->count() : 0, " s");
+  publish_code();
+  publish_state();
 }
 
-void Account::send_poll() {
-  if (!flow_) return;
-  HttpRequest request =
-      device_token_request(ctx_.config, config_, *endpoints_, flow_->code().device_code);
-  flow_->poll_sent();
-  sign_in_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
-    sign_in_request_.reset();
-    on_poll(std::move(response));
-  });
-}
-
-void Account::on_poll(HttpResponse response) {
-  if (!flow_) return;
-  const auto decision =
-      flow_->on_poll_result(parse_token_response(response), ctx_.loop.clock().steady());
-  using Kind = DeviceFlow::Decision::Kind;
-  switch (decision.kind) {
-    case Kind::poll_again:
-      if (decision.failure) {
-        emit_auth_error(*decision.failure, std::chrono::duration_cast<Millis>(
-                                               decision.next_poll_at - ctx_.loop.clock().steady()));
-      }
-      if (decision.interval_changed) {
-        ctx_.log.info(config_.name, ": slow_down: polling every ", flow_->interval().count(), " s");
-        publish_code();
-        publish_state();
-      }
-      if (decision.next_poll_at < flow_->expires_at()) schedule_poll();
-      return;
-    case Kind::approved:
-      on_approved(*decision.tokens);
-      return;
-    case Kind::declined:
-      end_sign_in("declined");
-      return;
-    case Kind::expired:
-      end_sign_in("code_expired", config_.renew_code);
-      return;
-    case Kind::failed:
-      emit_auth_error(*decision.failure, std::nullopt);
-      end_sign_in("error");
-      return;
+void Account::transient_error(const AuthFailure& failure, Millis retry_in) {
+  emit_auth_error(failure, retry_in);
+  if (sign_in_.prompt() == nullptr) {
+    // No code yet: the logins waiting for one learn when the agent tries again.
+    reply_waiters(CommandResult::failure("the identity platform could not be reached (" +
+                                             failure.error + "); retrying in " +
+                                             std::to_string(seconds_ceil(retry_in)) + " s",
+                                         seconds_ceil(retry_in)));
   }
 }
 
-void Account::stop_sign_in_io() {
-  sign_in_resolving_ = false;
-  poll_timer_.cancel();
-  expiry_timer_.cancel();
-  if (sign_in_request_) ctx_.http.cancel(*sign_in_request_);
-  sign_in_request_.reset();
+void Account::switching_to_browser(const AuthFailure& refusal) {
+  browser_preferred_ = true;
+  emit_auth_error(refusal, std::nullopt);
+}
+
+void Account::redemption_failed(const AuthFailure& failure) {
+  emit_auth_error(failure, std::nullopt);
+}
+
+void Account::redeemed(const TokenSet& tokens) {
+  // The code is spent: displays stop showing it while the user's name is looked up.
+  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  if (tokens.user) return;  // adopted at once, and stored there
+  // The access token is about to be used for the name: the tokens are on disk first.
+  const auto saved = ctx_.store.save(config_.name, binding(), tokens);
+  if (!saved.ok) ctx_.log.warn(config_.name, ": ", saved.message);
+}
+
+void Account::approved(TokenSet tokens) {
+  forced_ = false;
+  publish_code();  // clears auth/code
+  adopt_tokens(std::move(tokens), /*announce=*/true);
+}
+
+void Account::ended(SignInEnd end, const AuthFailure* failure) {
+  switch (end) {
+    case SignInEnd::declined:
+      reply_waiters(CommandResult::failure("the sign-in was declined"));
+      end_sign_in(SignOutReason::declined);
+      return;
+    case SignInEnd::code_expired: {
+      const bool renewing = config_.renew_code && !browser_preferred_ &&
+                            config_.sign_in_method != SignInMethodSetting::browser;
+      end_sign_in(SignOutReason::code_expired, renewing);
+      return;
+    }
+    case SignInEnd::error:
+    case SignInEnd::blocked:
+      break;
+  }
+  if (failure != nullptr) {
+    emit_auth_error(*failure, std::nullopt);
+    if (failure->policy && config_.sign_in_method == SignInMethodSetting::auto_) {
+      browser_preferred_ = true;
+    }
+  }
+  reply_waiters(CommandResult::failure(failure ? "sign-in failed: " + failure->error + ": " +
+                                                     failure->description
+                                               : "sign-in failed"));
+  end_sign_in(end == SignInEnd::blocked ? SignOutReason::blocked : SignOutReason::error,
+              /*renewing=*/false, failure);
 }
 
 void Account::reply_waiters(const CommandResult& result) {
@@ -505,21 +541,17 @@ void Account::reply_waiters(const CommandResult& result) {
   for (auto& w : waiters) w(result);
 }
 
-void Account::end_sign_in(const std::string& reason, bool renewing) {
-  stop_sign_in_io();
-  const bool had_code = flow_.has_value();
-  flow_.reset();
-  phase_ = Phase::idle;
-  if (had_code) publish_code();  // empty retained payload clears the display
-  if (reason == "declined") emit("declined", nullptr);
-  if (reason == "cancelled") emit("cancelled", nullptr);
-  if (reason == "code_expired") {
+void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure* failure) {
+  ctx_.mqtt.set_retained(topic("auth/code"), "");  // an empty retained payload clears displays
+  if (reason == SignOutReason::declined) emit("declined", nullptr);
+  if (reason == SignOutReason::cancelled) emit("cancelled", nullptr);
+  if (reason == SignOutReason::code_expired) {
     emit("code_expired", [&](json::Fields& f) { f.boolean("renewing", renewing); });
   }
   if (renewing) {
     // auth/state stays pending with code and expires_at null until the new code is out.
+    start_sign_in(SignInMethod::device_code);
     publish_state();
-    start_sign_in(false);
     return;
   }
   if (forced_ && tokens_) {
@@ -529,59 +561,9 @@ void Account::end_sign_in(const std::string& reason, bool renewing) {
     return;
   }
   forced_ = false;
-  set_state(AuthState::signed_out, reason);
-  emit("signed_out", [&](json::Fields& f) { f.str("reason", reason); });
-  ctx_.log.info(config_.name, ": signed out (", reason, ")");
-}
-
-void Account::on_approved(TokenResponse response) {
-  stop_sign_in_io();
-  flow_.reset();
-  phase_ = Phase::idle;
-  forced_ = false;
-  TokenSet tokens = make_token_set(std::move(response), ctx_.loop.clock().system());
-  publish_code();  // clears auth/code
-  if (tokens.user) {
-    adopt_tokens(std::move(tokens), /*announce=*/true);
-    return;
-  }
-  fetch_user_then_adopt(std::move(tokens));
-}
-
-void Account::fetch_user_then_adopt(TokenSet tokens) {
-  // No name in an id_token: ask Graph's /me (or the provider's userinfo endpoint) before
-  // announcing the sign-in, so signed_in carries the user (CONTRACT §1 auth/state U).
-  const bool oidc = ctx_.config.identity.provider == Provider::oidc;
-  if (oidc && !(endpoints_ && endpoints_->userinfo)) {
-    adopt_tokens(std::move(tokens), /*announce=*/true);
-    return;
-  }
-  const auto saved = ctx_.store.save(config_.name, binding(), tokens);  // on disk before use
-  if (!saved.ok) ctx_.log.warn(config_.name, ": ", saved.message);
-  auto pending = std::make_shared<TokenSet>(std::move(tokens));
-  GraphAuth auth;
-  auth.bearer = [pending]() -> std::optional<std::string> {
-    return pending->access_token.reveal();
-  };
-  const std::uint64_t epoch = token_epoch_;
-  const std::string base = oidc ? *endpoints_->userinfo : graph_base();
-  graph_fetch(ctx_.http, base, oidc ? "" : "/me", 1, auth,
-              [this, pending, epoch, oidc](GraphResult result) {
-                if (epoch != token_epoch_) return;  // logged out meanwhile
-                if (result.success()) {
-                  if (auto doc = json::parse_object(result.body)) {
-                    User user;
-                    user.name = json::get_string(*doc, oidc ? "name" : "displayName").value_or("");
-                    user.username =
-                        json::get_string(*doc, oidc ? "preferred_username" : "userPrincipalName")
-                            .value_or(json::get_string(*doc, oidc ? "email" : "mail").value_or(""));
-                    if (!user.name.empty() || !user.username.empty()) pending->user = user;
-                  }
-                } else {
-                  ctx_.log.warn(config_.name, ": could not read the user's name: ", result.code);
-                }
-                adopt_tokens(std::move(*pending), /*announce=*/true);
-              });
+  set_state(AuthState::signed_out, reason, failure);
+  emit("signed_out", [&](json::Fields& f) { f.str("reason", to_string(reason)); });
+  ctx_.log.info(config_.name, ": signed out (", to_string(reason), ")");
 }
 
 // --- tokens -------------------------------------------------------------------------------------
@@ -710,9 +692,15 @@ void Account::on_refresh_failure(const AuthFailure& failure) {
     return;
   }
   emit_auth_error(failure, std::nullopt);
-  lose_tokens(failure.kind == AuthFailure::Kind::oauth && rejects_refresh_token(failure.error)
-                  ? "refresh_rejected"
-                  : "error");
+  SignOutReason reason = SignOutReason::error;
+  if (failure.policy) {
+    // AADSTS530036 and kin: tokens a device-code sign-in produced are refused for good.
+    reason = SignOutReason::blocked;
+    if (config_.sign_in_method == SignInMethodSetting::auto_) browser_preferred_ = true;
+  } else if (failure.kind == AuthFailure::Kind::oauth && rejects_refresh_token(failure.error)) {
+    reason = SignOutReason::refresh_rejected;
+  }
+  lose_tokens(reason, &failure);
   finish_refresh(false);
 }
 
@@ -722,38 +710,52 @@ void Account::finish_refresh(bool ok) {
   for (auto& w : waiters) w(ok);
 }
 
-void Account::lose_tokens(const std::string& reason) {
+// Drops the tokens from memory and disk and stops everything that used them.
+void Account::forget_tokens() {
   refresh_timer_.cancel();
   persist_retry_timer_.cancel();
   persist_pending_ = false;
   if (refresh_request_) ctx_.http.cancel(*refresh_request_);
   refresh_request_.reset();
+  refresh_resolving_ = false;
   if (tokens_) {
     tokens_->access_token.clear();
     tokens_->refresh_token.clear();
   }
   tokens_.reset();
   ++token_epoch_;
-  const auto removed = ctx_.store.remove(config_.name);
-  if (!removed.ok) ctx_.log.error(config_.name, ": ", removed.message);
+  const auto before = ctx_.store.modified(config_.name);
+  last_remove_ = ctx_.store.remove(config_.name);
+  if (!last_remove_.ok) {
+    ctx_.log.error(config_.name, ": ", last_remove_.message);
+    undeletable_token_file_ = before;
+  }
   seen_token_file_.reset();
   clear_graph_topics();
-  if (phase_ != Phase::idle) {
+}
+
+void Account::lose_tokens(SignOutReason reason, const AuthFailure* failure) {
+  forget_tokens();
+  if (sign_in_.active()) {
     // A sign-in was under way (forced): it goes on, now as a plain one.
     forced_ = false;
     set_state(AuthState::pending, std::nullopt);
     return;
   }
-  set_state(AuthState::signed_out, reason);
-  emit("signed_out", [&](json::Fields& f) { f.str("reason", reason); });
-  ctx_.log.warn(config_.name, ": signed out (", reason, ")");
-  if (reason == "refresh_rejected" && config_.sign_in == SignIn::auto_) start_sign_in(false);
+  set_state(AuthState::signed_out, reason, failure);
+  emit("signed_out", [&](json::Fields& f) { f.str("reason", to_string(reason)); });
+  ctx_.log.warn(config_.name, ": signed out (", to_string(reason), ")");
+  const bool may_sign_in_again =
+      reason == SignOutReason::refresh_rejected ||
+      (reason == SignOutReason::blocked && default_method() == SignInMethod::browser);
+  if (may_sign_in_again && config_.sign_in == SignIn::auto_) start_sign_in(default_method());
 }
 
 void Account::check_token_file() {
-  if (tokens_ || phase_ != Phase::idle) return;
+  if (tokens_ || sign_in_.active()) return;
   const auto modified = ctx_.store.modified(config_.name);
   if (!modified || modified == seen_token_file_) return;
+  if (undeletable_token_file_ && modified == undeletable_token_file_) return;
   seen_token_file_ = modified;
   const auto loaded = ctx_.store.load(config_.name, binding());
   if (loaded.kind != TokenStore::LoadResult::Kind::ok || !loaded.tokens) {
@@ -774,48 +776,40 @@ void Account::check_token_file() {
 // --- other commands -----------------------------------------------------------------------------
 
 void Account::logout(Reply reply) {
-  if (phase_ != Phase::idle) {
-    stop_sign_in_io();
-    flow_.reset();
-    phase_ = Phase::idle;
+  if (sign_in_.active()) {
+    sign_in_.cancel();
     reply_waiters(CommandResult::failure("the sign-in was ended by a logout"));
   }
   forced_ = false;
-  refresh_timer_.cancel();
-  persist_retry_timer_.cancel();
-  if (refresh_request_) ctx_.http.cancel(*refresh_request_);
-  refresh_request_.reset();
-  finish_refresh(false);
-  if (tokens_) {
-    tokens_->access_token.clear();
-    tokens_->refresh_token.clear();
-  }
-  tokens_.reset();
-  ++token_epoch_;
-  const auto removed = ctx_.store.remove(config_.name);
-  seen_token_file_.reset();
+  forget_tokens();
+  finish_refresh(false);  // after the tokens are gone: a waiting refresh learns it is signed out
   ctx_.mqtt.set_retained(topic("auth/code"), "");
-  clear_graph_topics();
-  set_state(AuthState::signed_out, "logout");
+  set_state(AuthState::signed_out, SignOutReason::logout);
   emit("signed_out", [](json::Fields& f) { f.str("reason", "logout"); });
   ctx_.log.info(config_.name, ": logged out");
-  if (!removed.ok) {
+  if (!last_remove_.ok) {
     reply(
         CommandResult::failure("the tokens were dropped from memory, but the token file could "
                                "not be deleted: " +
-                               removed.message));
+                               last_remove_.message));
     return;
   }
   reply(CommandResult::success(state_json()));
 }
 
 void Account::cancel(Reply reply) {
-  if (phase_ == Phase::idle) {
+  if (!sign_in_.active()) {
     reply(CommandResult::failure("no sign-in is pending for account `" + config_.name + "`"));
     return;
   }
+  if (sign_in_.phase() == SignInPhase::fetching_user) {
+    reply(CommandResult::failure("the user has already approved the sign-in of account `" +
+                                 config_.name + "`; it completes in a moment (logout signs out)"));
+    return;
+  }
+  sign_in_.cancel();
   reply_waiters(CommandResult::failure("the sign-in was cancelled"));
-  end_sign_in("cancelled");
+  end_sign_in(SignOutReason::cancelled);
   reply(CommandResult::success(state_json()));
 }
 
@@ -824,6 +818,22 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
     if (!tokens_) {
       reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
       return;
+    }
+    // One redemption at a time: a refresh under way is joined (and not counted); at most one
+    // refresh-started redemption per 10 s (CONTRACT §2 Limits), so a flood of requests cannot
+    // trip Microsoft's loop detection (AADSTS50196) and lose the tokens.
+    const bool under_way = refresh_request_.has_value() || refresh_resolving_;
+    if (!under_way) {
+      const auto now = ctx_.loop.now();
+      if (last_token_refresh_command_ && now - *last_token_refresh_command_ < kLoginRateWindow) {
+        const auto wait =
+            std::max<long long>(1, seconds_ceil(std::chrono::duration_cast<Millis>(
+                                       kLoginRateWindow - (now - *last_token_refresh_command_))));
+        reply(CommandResult::failure(
+            "a refresh was started less than 10 s ago; wait " + std::to_string(wait) + " s", wait));
+        return;
+      }
+      last_token_refresh_command_ = now;
     }
     start_refresh([this, reply](bool ok) {
       if (ok) {
@@ -836,7 +846,9 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
         reply(CommandResult::failure(
             "the refresh failed; the agent retries in " + std::to_string(retry) + " s", retry));
       } else {
-        reply(CommandResult::failure("the refresh was refused; the account is signed out"));
+        reply(
+            CommandResult::failure("the account is signed out (the refresh was refused, or a "
+                                   "logout came first)"));
       }
     });
     return;

@@ -6,13 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "account/sign_out_reason.h"
 #include "common/backoff.h"
 #include "common/logger.h"
 #include "config/config.h"
 #include "graph/graph_fetch.h"
 #include "http/http.h"
-#include "identity/device_flow.h"
 #include "identity/endpoints.h"
+#include "identity/sign_in.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
 #include "json/json.h"
@@ -56,10 +57,10 @@ struct AccountContext {
 
 // One configured account: its sign-in, its tokens and its Graph resources. Lives on the loop
 // thread; every state change is published (auth/state, auth/code, events, graph/R).
-class Account {
+class Account : private SignInEvents {
  public:
   Account(const AccountConfig& config, AccountContext context);
-  ~Account();
+  ~Account() override;
   Account(const Account&) = delete;
   Account& operator=(const Account&) = delete;
 
@@ -79,7 +80,11 @@ class Account {
   void shutdown();
 
   // Commands (CONTRACT §2). The reply runs when the outcome is known.
-  void login(bool force, Reply reply);
+  // `method`: the request's, else the account's sign_in_method (auto: the device code, or the
+  // browser sign-in once the tenant's policy refused the device code).
+  void login(bool force, std::optional<SignInMethod> method, Reply reply);
+  // The address a browser sign-in ended at (CONTRACT §2 complete).
+  void complete(const std::string& address, Reply reply);
   void logout(Reply reply);
   void cancel(Reply reply);
   void refresh(const std::optional<std::string>& resource, Reply reply);
@@ -93,21 +98,21 @@ class Account {
 
  private:
   class Resource;
-  enum class Phase { idle, requesting, polling };
 
-  // sign-in
-  void start_sign_in(bool user_requested);
-  void send_device_code_request();
-  void on_device_code(HttpResponse response);
-  void on_device_code_failure(const AuthFailure& failure);
-  void schedule_poll();
-  void send_poll();
-  void on_poll(HttpResponse response);
-  void on_approved(TokenResponse tokens);
-  void fetch_user_then_adopt(TokenSet tokens);
-  void end_sign_in(const std::string& reason, bool renewing = false);
-  void stop_sign_in_io();
+  // sign-in (the driver is SignInDriver; these are its events and the account's glue)
+  void start_sign_in(SignInMethod method);
+  SignInMethod default_method() const;
+  void end_sign_in(SignOutReason reason, bool renewing = false,
+                   const AuthFailure* failure = nullptr);
   void reply_waiters(const CommandResult& result);
+  void code_issued(const SignInPrompt& prompt) override;
+  void interval_changed(const SignInPrompt& prompt) override;
+  void transient_error(const AuthFailure& failure, Millis retry_in) override;
+  void switching_to_browser(const AuthFailure& refusal) override;
+  void redemption_failed(const AuthFailure& failure) override;
+  void redeemed(const TokenSet& tokens) override;
+  void approved(TokenSet tokens) override;
+  void ended(SignInEnd end, const AuthFailure* failure) override;
 
   // tokens
   void adopt_tokens(TokenSet tokens, bool announce);
@@ -116,11 +121,13 @@ class Account {
   void start_refresh(std::function<void(bool ok)> done);
   void on_refresh(HttpResponse response);
   void on_refresh_failure(const AuthFailure& failure);
-  void lose_tokens(const std::string& reason);
+  void lose_tokens(SignOutReason reason, const AuthFailure* failure);
+  void forget_tokens();
   void finish_refresh(bool ok);
 
   // publishing
-  void set_state(AuthState state, std::optional<std::string> reason);
+  void set_state(AuthState state, std::optional<SignOutReason> reason,
+                 const AuthFailure* error = nullptr);
   void publish_state();
   void publish_code();
   void clear_graph_topics();
@@ -142,23 +149,23 @@ class Account {
 
   AuthState state_ = AuthState::signed_out;
   SystemTime since_{};
-  std::optional<std::string> reason_;
+  std::optional<SignOutReason> reason_;
+  struct StateError {
+    std::string error, description;
+    std::optional<TenantPolicy> policy;
+  };
+  std::optional<StateError> state_error_;  // auth/state.error while reason_ carries one
   std::optional<TokenSet> tokens_;
 
   // sign-in in progress
-  Phase phase_ = Phase::idle;
+  SignInDriver sign_in_;
   bool forced_ = false;  // a re-sign-in while the old tokens stay in use
-  std::optional<DeviceFlow> flow_;
-  std::optional<Http::RequestId> sign_in_request_;
-  bool sign_in_resolving_ = false;
-  std::optional<Endpoints> endpoints_;
-  SteadyTime code_requested_at_{};
-  SystemTime code_requested_at_system_{};
-  int device_code_failures_ = 0;
+  // The tenant's policy refused the device code: under sign_in_method auto, this account's
+  // sign-ins are browser sign-ins until the agent restarts (CONTRACT §6 "Tenant policy").
+  bool browser_preferred_ = false;
+  std::optional<Endpoints> endpoints_;  // for refreshes
   std::vector<Reply> login_waiters_;
   std::optional<SteadyTime> last_user_login_;
-  Timer poll_timer_;
-  Timer expiry_timer_;
 
   // refresh
   std::optional<Http::RequestId> refresh_request_;
@@ -169,12 +176,16 @@ class Account {
   Timer persist_retry_timer_;
   bool persist_pending_ = false;
   std::optional<std::filesystem::file_time_type> seen_token_file_;
+  // A token file `logout` could not delete is never loaded again by this run (CONTRACT §6).
+  std::optional<std::filesystem::file_time_type> undeletable_token_file_;
+  TokenStore::WriteResult last_remove_;  // the last deletion of the token file
   std::uint64_t token_epoch_ = 0;
 
   // graph
   std::vector<std::unique_ptr<Resource>> resources_;
   std::optional<SteadyTime> last_graph_command_;
   std::optional<SteadyTime> last_refresh_command_;
+  std::optional<SteadyTime> last_token_refresh_command_;
 };
 
 }  // namespace g2m

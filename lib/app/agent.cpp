@@ -4,13 +4,13 @@
 
 #include "common/time_format.h"
 #include "common/version.h"
-#include "homeassistant/discovery.h"
 #include "json/json.h"
 
 namespace g2m {
 
 namespace {
-const char* const kActions[] = {"login", "logout", "cancel", "refresh", "status", "graph"};
+const char* const kActions[] = {"login",   "logout", "cancel", "complete",
+                                "refresh", "status", "graph"};
 
 bool known_action(const std::string& action) {
   for (const char* a : kActions) {
@@ -28,8 +28,15 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
       log_(log),
       session_(loop, mqtt, log),
       endpoints_(config, loop, http, log),
+      derived_(config, session_),
+      discovery_(config, loop, session_, mqtt, log),
       base_(config.mqtt.base_topic),
       token_file_timer_(loop) {
+  // auth/qr and the plain sub-topics follow auth/code, auth/state and graph/R wherever set.
+  session_.on_retained_set([this](const std::string& topic, const std::string& payload,
+                                  std::optional<SystemTime> expires_at) {
+    derived_.on_retained(topic, payload, expires_at);
+  });
   std::random_device random;
   const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) ^ random();
   std::size_t index = 0;
@@ -85,13 +92,8 @@ void Agent::start() {
                           f.str("started_at", format_utc(loop_.clock().system()));
                         }));
   std::vector<std::string> filters = {base_ + "/bridge/request/#"};
-  if (config_.homeassistant_enabled) {
-    for (auto& [topic, payload] : discovery_messages(config_)) {
-      discovery_topics_.push_back(topic);
-      session_.set_retained(topic, std::move(payload));
-    }
-    filters.push_back(config_.homeassistant_prefix + "/status");
-  }
+  for (auto& f : discovery_.filters()) filters.push_back(std::move(f));
+  discovery_.start();
   for (auto& account : accounts_) account->start();
   if (config_.mqtt.tls) session_.on_connect_failure([this](const std::string&) { diagnose_tls(); });
   session_.start([this](MqttMessage m) { on_message(std::move(m)); }, std::move(filters));
@@ -156,14 +158,7 @@ void Agent::send_reply(const std::string& action, const std::optional<std::strin
 }
 
 void Agent::on_message(MqttMessage message) {
-  if (config_.homeassistant_enabled && message.topic == config_.homeassistant_prefix + "/status") {
-    // Home Assistant's birth message: it may have lost its entities, so send them again.
-    if (message.payload == "online") {
-      log_.info("Home Assistant is online: re-publishing discovery");
-      for (const auto& topic : discovery_topics_) session_.republish(topic);
-    }
-    return;
-  }
+  if (discovery_.on_message(message)) return;
   const std::string prefix = base_ + "/bridge/request/";
   if (message.topic.compare(0, prefix.size(), prefix) != 0) return;
   if (message.retained) {
@@ -247,17 +242,35 @@ void Agent::dispatch(Request request) {
       }
       force = it->value.GetBool();
     }
+    std::optional<SignInMethod> method;
+    if (const auto m = body.FindMember("method"); m != body.MemberEnd()) {
+      if (m->value.IsString()) {
+        method = parse_sign_in_method(
+            std::string_view(m->value.GetString(), m->value.GetStringLength()));
+      }
+      if (!method) {
+        reply(CommandResult::failure("`method` must be device_code or browser"));
+        return;
+      }
+    }
     if (account->login_would_start(force)) {
       if (auto refused = sign_in_cap_reached()) {
         reply(*refused);
         return;
       }
     }
-    account->login(force, reply);
+    account->login(force, method, reply);
   } else if (action == "logout") {
     account->logout(reply);
   } else if (action == "cancel") {
     account->cancel(reply);
+  } else if (action == "complete") {
+    const auto it = body.FindMember("url");
+    if (it == body.MemberEnd() || !it->value.IsString()) {
+      reply(CommandResult::failure("`url` is required and must be a string"));
+      return;
+    }
+    account->complete(std::string(it->value.GetString(), it->value.GetStringLength()), reply);
   } else if (action == "refresh") {
     std::optional<std::string> resource;
     const auto it = body.FindMember("resource");

@@ -7,10 +7,12 @@
 #include "account/account.h"
 #include "common/logger.h"
 #include "config/config.h"
+#include "homeassistant/discovery_sync.h"
 #include "http/http.h"
 #include "identity/endpoints.h"
 #include "identity/token_store.h"
 #include "loop/event_loop.h"
+#include "mqtt/derived_topics.h"
 #include "mqtt/mqtt_client.h"
 #include "mqtt/mqtt_session.h"
 #include "mqtt/request.h"
@@ -49,10 +51,11 @@ class Agent {
   Logger& log_;
   MqttSession session_;
   EndpointResolver endpoints_;
+  DerivedTopics derived_;
+  DiscoverySync discovery_;
   std::vector<std::unique_ptr<Account>> accounts_;
   std::string base_;
   Timer token_file_timer_;
-  std::vector<std::string> discovery_topics_;
 };
 
 }  // namespace g2m

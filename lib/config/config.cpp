@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <rapidjson/pointer.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -87,7 +88,11 @@ bool is_guid(const std::string& s) {
 }
 
 bool is_tenant(const std::string& s) {
-  if (s == "common" || s == "organizations" || s == "consumers" || is_guid(s)) return true;
+  std::string lower = s;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "common" || lower == "organizations" || lower == "consumers" || is_guid(s)) {
+    return true;
+  }
   // A domain: labels of letters, digits and `-`, with at least one dot (contoso.com). A bare
   // name (contoso) or a half GUID (1234-abcd) is refused by Microsoft with AADSTS900023.
   if (s.empty() || std::isalnum(static_cast<unsigned char>(s[0])) == 0) return false;
@@ -384,8 +389,9 @@ class Validator {
     }
     const auto m = MapView::open(diag_, *field);
     if (!m) return;
-    m->check_known(diag_, {"server", "base_topic", "client_id", "username", "password",
-                           "password_file", "ca", "cert", "key", "version", "keepalive"});
+    m->check_known(
+        diag_, {"server", "base_topic", "client_id", "username", "password", "password_file", "ca",
+                "cert", "key", "version", "keepalive", "plain_topics"});
     auto& out = cfg_.mqtt;
     bool server_ok = false;
     if (auto f = m->get("server")) {
@@ -456,6 +462,9 @@ class Validator {
           out.keepalive = *d;
         }
       }
+    }
+    if (auto f = m->get("plain_topics")) {
+      if (auto b = config_detail::read_bool(diag_, *f)) out.plain_topics = *b;
     }
   }
 
@@ -579,8 +588,9 @@ class Validator {
     }
     const auto m = MapView::open(diag_, field);
     if (!m) return;
-    m->check_known(diag_, {"tenant", "client_id", "scopes", "resource", "sign_in", "renew_code",
-                           "graph_allow", "resources", "client_secret_file"});
+    m->check_known(
+        diag_, {"tenant", "client_id", "scopes", "resource", "sign_in", "sign_in_method",
+                "redirect_uri", "renew_code", "graph_allow", "resources", "client_secret_file"});
     AccountConfig out;
     out.name = name;
     const char* not_oidc = "does not apply to provider oidc";
@@ -662,6 +672,7 @@ class Validator {
         }
       }
     }
+    sign_in_method(*m, out, v1);
     if (auto f = m->get("renew_code")) {
       if (auto b = config_detail::read_bool(diag_, *f)) out.renew_code = *b;
     }
@@ -690,6 +701,56 @@ class Validator {
     cfg_.accounts.push_back(std::move(out));
   }
 
+  // sign_in_method and redirect_uri (CONTRACT §3, §6 "Browser sign-in").
+  void sign_in_method(const MapView& m, AccountConfig& out, bool v1) {
+    std::optional<int> method_line;
+    if (auto f = m.get("sign_in_method")) {
+      if (auto s = config_detail::read_string(diag_, *f)) {
+        method_line = f->line;
+        if (*s == "device_code") {
+          out.sign_in_method = SignInMethodSetting::device_code;
+        } else if (*s == "browser") {
+          out.sign_in_method = SignInMethodSetting::browser;
+          if (v1) {
+            diag_.error(f->line, f->path,
+                        "browser is not available under protocol v1 (only the device code is)");
+          }
+        } else if (*s == "auto") {
+          out.sign_in_method = SignInMethodSetting::auto_;
+        } else {
+          diag_.error(f->line, f->path, "must be device_code, browser or auto");
+        }
+      }
+    }
+    if (auto f = m.get("redirect_uri")) {
+      if (auto s = read_nonempty(*f)) {
+        if (!is_redirect_uri(*s)) {
+          diag_.error(f->line, f->path,
+                      "must be an https:// URI or http://localhost[:port][/path]");
+        } else {
+          out.redirect_uri = *s;
+        }
+      }
+      if (v1) diag_.warning(f->line, f->path, "ignored under protocol v1 (no browser sign-in)");
+    } else if (!oidc()) {
+      out.redirect_uri = cfg_.identity.authority + "/common/oauth2/nativeclient";
+    } else if (out.sign_in_method == SignInMethodSetting::browser) {
+      diag_.error(method_line.value_or(m.line()), m.child_path("redirect_uri"),
+                  "required with provider oidc for sign_in_method browser");
+    } else if (out.sign_in_method == SignInMethodSetting::auto_) {
+      diag_.warning(m.line(), m.child_path("redirect_uri"),
+                    "not set: under provider oidc the browser sign-in is unavailable, so "
+                    "sign_in_method auto uses the device code only");
+    }
+  }
+
+  static bool is_redirect_uri(const std::string& text) {
+    const auto url = config_detail::parse_url(text);
+    if (!url || text.find_first_of(" \t\r\n#") != std::string::npos) return false;
+    if (url->scheme == "https") return !url->host.empty();
+    return url->scheme == "http" && url->host == "localhost";
+  }
+
   void resources(const Field& field, AccountConfig& out) {
     const auto m = MapView::open(diag_, field);
     if (!m) return;
@@ -700,7 +761,7 @@ class Validator {
       }
       const auto r = MapView::open(diag_, f);
       if (!r) continue;
-      r->check_known(diag_, {"path", "every", "max_pages"});
+      r->check_known(diag_, {"path", "every", "max_pages", "fields", "ha_state"});
       ResourceConfig res;
       res.name = entry.key;
       bool ok = true;
@@ -749,7 +810,30 @@ class Validator {
           }
         }
       }
+      if (auto fl = r->get("fields")) fields(*fl, res);
+      if (auto hs = r->get("ha_state")) res.ha_state = read_nonempty(*hs);
       if (ok) out.resources.push_back(std::move(res));
+    }
+  }
+
+  void fields(const Field& field, ResourceConfig& res) {
+    const auto m = MapView::open(diag_, field);
+    if (!m) return;
+    for (const auto& entry : m->entries()) {
+      const Field& f = entry.value;
+      if (!matches_name(entry.key)) {
+        diag_.error(f.line, f.path, "a field name must be 1 to 64 letters, digits, `_` or `-`");
+        continue;
+      }
+      const auto pointer = config_detail::read_string(diag_, f);
+      if (!pointer) continue;
+      // RFC 6901: empty (the whole body) or `/`-separated tokens, `~` only as `~0` or `~1`.
+      if ((!pointer->empty() && pointer->front() != '/') ||
+          !rapidjson::Pointer(pointer->c_str(), pointer->size()).IsValid()) {
+        diag_.error(f.line, f.path, "must be a JSON pointer (RFC 6901) such as /value/0/subject");
+        continue;
+      }
+      res.fields.emplace_back(entry.key, *pointer);
     }
   }
 

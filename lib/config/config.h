@@ -9,6 +9,7 @@
 
 #include "common/logger.h"
 #include "common/secret.h"
+#include "identity/sign_in_method.h"
 
 namespace g2m {
 
@@ -17,6 +18,9 @@ namespace g2m {
 enum class Provider { microsoft, oidc };
 enum class Protocol { v2, v1 };
 enum class SignIn { command, auto_ };
+// sign_in_method: auto (the default) starts with the device code and falls back to the browser
+// sign-in when the tenant's policy refuses the device code (CONTRACT §6 "Tenant policy").
+enum class SignInMethodSetting { device_code, browser, auto_ };
 
 struct MqttConfig {
   std::string server;  // as written, e.g. mqtt://localhost:1883
@@ -31,6 +35,7 @@ struct MqttConfig {
   std::optional<std::filesystem::path> ca, cert, key;
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
+  bool plain_topics = false;  // plain-text sub-topics for small displays (CONTRACT §1)
 };
 
 struct IdentityConfig {
@@ -56,6 +61,9 @@ struct ResourceConfig {
   std::string path;  // template, placeholders validated
   std::chrono::seconds every{60};
   int max_pages = 1;
+  // `fields`: NAME -> JSON pointer into the body, each published as graph/R/NAME (plain_topics).
+  std::vector<std::pair<std::string, std::string>> fields;  // in file order
+  std::optional<std::string> ha_state;  // Home Assistant state template (CONTRACT §4)
 };
 
 struct AccountConfig {
@@ -65,6 +73,10 @@ struct AccountConfig {
   std::vector<std::string> scopes;  // as configured (openid profile offline_access NOT added here)
   std::optional<std::string> resource;  // v1; resolved default: origin of identity.graph
   SignIn sign_in = SignIn::command;
+  SignInMethodSetting sign_in_method = SignInMethodSetting::auto_;
+  // Where the browser sign-in ends (the native-client page under microsoft); nullopt under oidc
+  // without one, where the browser sign-in is then unavailable.
+  std::optional<std::string> redirect_uri;
   bool renew_code = false;
   std::vector<std::string> graph_allow;
   std::vector<ResourceConfig> resources;  // in file order

@@ -35,7 +35,8 @@ DeviceFlow::Decision DeviceFlow::on_poll_result(const AuthOutcome<TokenResponse>
     return d;
   }
   transient_failures_ = 0;
-  if (failure.kind == AuthFailure::Kind::oauth) {
+  // A tenant-policy refusal may come as access_denied: it is no user's decline (CONTRACT §6).
+  if (failure.kind == AuthFailure::Kind::oauth && !failure.policy) {
     const std::string& e = failure.error;
     if (e == "authorization_pending") {
       next_poll_at_ = now + interval_;

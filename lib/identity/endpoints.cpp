@@ -7,8 +7,10 @@ namespace g2m {
 Endpoints microsoft_endpoints(const Config& config, const AccountConfig& account) {
   const bool v1 = config.identity.protocol == Protocol::v1;
   const std::string base = config.identity.authority + "/" + account.tenant + "/oauth2/";
-  return Endpoints{base + (v1 ? "devicecode" : "v2.0/devicecode"),
-                   base + (v1 ? "token" : "v2.0/token"), std::nullopt};
+  Endpoints e{base + (v1 ? "devicecode" : "v2.0/devicecode"), base + (v1 ? "token" : "v2.0/token"),
+              std::nullopt, std::nullopt};
+  if (!v1) e.authorization = base + "v2.0/authorize";
+  return e;
 }
 
 std::vector<std::string> discovery_urls(const std::string& issuer) {
@@ -40,6 +42,10 @@ std::variant<Endpoints, std::string> parse_discovery(const std::string& body) {
   e.device_authorization = *device;
   e.token = *token;
   e.userinfo = json::get_string(*doc, "userinfo_endpoint");
+  if (auto authorization = json::get_string(*doc, "authorization_endpoint");
+      authorization && !authorization->empty()) {
+    e.authorization = *authorization;
+  }
   return e;
 }
 
@@ -48,7 +54,8 @@ EndpointResolver::EndpointResolver(const Config& config, EventLoop& loop, Http& 
   (void)loop;  // discovery retries are driven by the accounts' own timers
   const auto& id = config_.identity;
   if (id.provider == Provider::oidc && id.device_authorization_endpoint && id.token_endpoint) {
-    explicit_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt};
+    explicit_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt,
+                          std::nullopt};
     // With an issuer too, discovery still runs once for the userinfo endpoint (the user's name
     // when the id_token has none); without one, the explicit endpoints are all there is.
     if (!id.issuer) discovered_ = explicit_;

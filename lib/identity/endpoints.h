@@ -20,6 +20,9 @@ struct Endpoints {
   std::string device_authorization;
   std::string token;
   std::optional<std::string> userinfo;  // oidc: for the user's name when the id_token has none
+  // The browser sign-in's authorize endpoint (v2, or the discovery's authorization_endpoint);
+  // nullopt where there is none (v1, explicit oidc endpoints without discovery).
+  std::optional<std::string> authorization;
 };
 
 // Microsoft's endpoints of an account: /{tenant}/oauth2/v2.0/... or the v1 ones.

@@ -44,6 +44,18 @@ HttpRequest device_token_request(const Config& config, const AccountConfig& acco
                {v1(config) ? "code" : "device_code", device_code.reveal()}});
 }
 
+HttpRequest authorization_code_request(const Config& /*config*/, const AccountConfig& account,
+                                       const Endpoints& endpoints, const Secret& code,
+                                       const std::string& redirect_uri, const Secret& verifier) {
+  return post(endpoints.token, account,
+              {{"grant_type", "authorization_code"},
+               {"client_id", account.client_id},
+               {"code", code.reveal()},
+               {"redirect_uri", redirect_uri},
+               {"code_verifier", verifier.reveal()},
+               {"scope", join_scopes(requested_scopes(account.scopes))}});
+}
+
 HttpRequest refresh_request(const Config& config, const AccountConfig& account,
                             const Endpoints& endpoints, const Secret& refresh_token) {
   Form form = {{"grant_type", "refresh_token"},

@@ -17,6 +17,10 @@ HttpRequest device_code_request(const Config& config, const AccountConfig& accou
                                 const Endpoints& endpoints);
 HttpRequest device_token_request(const Config& config, const AccountConfig& account,
                                  const Endpoints& endpoints, const Secret& device_code);
+// The browser sign-in's code redemption (RFC 6749 §4.1.3, RFC 7636 §4.5).
+HttpRequest authorization_code_request(const Config& config, const AccountConfig& account,
+                                       const Endpoints& endpoints, const Secret& code,
+                                       const std::string& redirect_uri, const Secret& verifier);
 HttpRequest refresh_request(const Config& config, const AccountConfig& account,
                             const Endpoints& endpoints, const Secret& refresh_token);
 

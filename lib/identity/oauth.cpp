@@ -73,10 +73,6 @@ std::optional<rapidjson::Document> body_object(const HttpResponse& response) {
 
 }  // namespace
 
-bool is_conditional_access_block(std::optional<int> aadsts) {
-  return aadsts && (*aadsts == 53003 || *aadsts == 50097 || *aadsts == 50005);
-}
-
 AuthFailure classify_failure(const HttpResponse& response) {
   AuthFailure f;
   if (!response.ok()) {
@@ -94,22 +90,19 @@ AuthFailure classify_failure(const HttpResponse& response) {
       f.error = *error;
       f.description = first_line(json::get_string(*doc, "error_description").value_or(""));
       const auto it = doc->FindMember("error_codes");
-      if (it != doc->MemberEnd() && it->value.IsArray() && !it->value.Empty() &&
-          it->value[0].IsInt()) {
-        f.aadsts = it->value[0].GetInt();
+      if (it != doc->MemberEnd() && it->value.IsArray()) {
+        for (const auto& code : it->value.GetArray()) {
+          if (code.IsInt()) f.error_codes.push_back(code.GetInt());
+        }
+        if (!f.error_codes.empty()) f.aadsts = f.error_codes.front();
       }
       if (auto interval = json::get_lenient_int(*doc, "interval"); interval && *interval > 0) {
         f.interval = Seconds(std::min(*interval, kMaxSeconds));
       }
       f.kind = (server_busy || f.error == "temporarily_unavailable") ? AuthFailure::Kind::transient
                                                                      : AuthFailure::Kind::oauth;
-      if (is_conditional_access_block(f.aadsts)) {
-        f.description =
-            "the tenant's Conditional Access policy blocks device-code sign-in for "
-            "this app (ask an administrator to allow the device code flow): " +
-            f.description;
-      }
       if (f.description.empty()) f.description = f.error;
+      recognise_tenant_policy(f);
       return f;
     }
   }

@@ -8,6 +8,7 @@
 #include "common/clock.h"
 #include "common/secret.h"
 #include "http/http.h"
+#include "identity/tenant_policy.h"
 #include "identity/token_set.h"
 
 namespace g2m {
@@ -24,6 +25,8 @@ struct AuthFailure {
   std::string
       description;  // first line of error_description (with the AADSTS code) or our sentence
   std::optional<int> aadsts;           // first of error_codes
+  std::vector<int> error_codes;        // all of them (Microsoft's AADSTS numbers)
+  std::optional<TenantPolicy> policy;  // the tenant's policy refused (never retried)
   std::optional<Seconds> retry_after;  // from a Retry-After header
   std::optional<Seconds> interval;     // an `interval` carried by a slow_down answer
   std::optional<long> http_status;
@@ -63,8 +66,5 @@ std::optional<User> user_from_id_token(const std::string& id_token);
 // The scopes the agent requests: the configured ones plus openid profile offline_access.
 std::vector<std::string> requested_scopes(const std::vector<std::string>& configured);
 std::string join_scopes(const std::vector<std::string>& scopes);
-
-// Conditional-access refusals of device-code sign-in get an operator-facing sentence.
-bool is_conditional_access_block(std::optional<int> aadsts);
 
 }  // namespace g2m

@@ -32,6 +32,7 @@ void MqttSession::on_connected() {
   log_.info("mqtt: connected");
   // A clean session: subscriptions do not survive a reconnection (mqtt-facts §3.7).
   for (const auto& filter : filters_) client_.subscribe(filter, 1);
+  if (connected_hook_) connected_hook_();
   dirty_.clear();
   for (const auto& topic : retained_order_) dirty_.insert(topic);
   flush();
@@ -81,6 +82,7 @@ void MqttSession::set_retained(const std::string& topic, std::string payload,
     dirty_.insert(topic);
     if (!flush_timer_.active()) flush_timer_.start_after(Millis(100), [this] { flush(); });
   }
+  if (retained_hook_) retained_hook_(topic, it->second.payload, expires_at);
 }
 
 void MqttSession::republish(const std::string& topic) {

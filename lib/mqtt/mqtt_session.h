@@ -46,6 +46,15 @@ class MqttSession {
     connect_failure_hook_ = std::move(hook);
   }
 
+  // Called after every set_retained with its arguments (the derived topics of CONTRACT §1 follow
+  // their parent topics this way); the hook may set other retained topics.
+  using RetainedHook = std::function<void(const std::string& topic, const std::string& payload,
+                                          std::optional<SystemTime> expires_at)>;
+  void on_retained_set(RetainedHook hook) { retained_hook_ = std::move(hook); }
+  // Called after each (re)connection, once the subscriptions are sent and before anything is
+  // published (Home Assistant discovery reads the retained configs first).
+  void on_connected(std::function<void()> hook) { connected_hook_ = std::move(hook); }
+
   bool connected() const { return connected_; }
   std::size_t queued() const { return queue_.size(); }
   std::size_t dropped() const { return dropped_; }
@@ -69,6 +78,8 @@ class MqttSession {
   std::vector<std::string> filters_;
   std::function<void(MqttMessage)> on_message_;
   std::function<void(const std::string&)> connect_failure_hook_;
+  RetainedHook retained_hook_;
+  std::function<void()> connected_hook_;
   bool connected_ = false;
   bool stopping_ = false;
   int reconnect_attempt_ = 0;

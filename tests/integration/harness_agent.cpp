@@ -101,12 +101,13 @@ bool Agent::running() {
   return process_ && process_->running();
 }
 
-Process Agent::run(const std::vector<std::string>& args) const {
+Process Agent::run(const std::vector<std::string>& args,
+                   const std::filesystem::path& stdin_path) const {
   if (!agent_available()) fail(std::string("the agent is not built: ") + G2M_AGENT_BIN);
   std::vector<std::string> argv{G2M_AGENT_BIN};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.insert(argv.end(), {"--config", config_path().string()});
-  return Process(argv, dir_ / (unique_id("cli") + ".log"), config_.env);
+  return Process(argv, dir_ / (unique_id("cli") + ".log"), config_.env, stdin_path);
 }
 
 std::string Agent::log_text() const {

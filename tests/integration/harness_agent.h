@@ -64,7 +64,8 @@ class Agent {
   void write_config(const AgentConfig& config);
   // A one-off command line with this config, e.g. run({"login", "kitchen"}) or
   // run({"--check-config"}): `G2M_AGENT_BIN args... --config DIR/config.yaml`, its own log.
-  Process run(const std::vector<std::string>& args) const;
+  Process run(const std::vector<std::string>& args,
+              const std::filesystem::path& stdin_path = "/dev/null") const;
 
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path config_path() const { return dir_ / "config.yaml"; }

@@ -56,7 +56,7 @@ int shell_status(int wait_status) {
 }  // namespace
 
 Process::Process(std::vector<std::string> argv, std::filesystem::path log_file,
-                 std::map<std::string, std::string> env)
+                 std::map<std::string, std::string> env, const std::filesystem::path& stdin_path)
     : argv_(std::move(argv)), log_path_(std::move(log_file)) {
   if (argv_.empty()) fail("Process: empty argv");
   // Everything the child needs is prepared before fork(): after it, only async-signal-safe calls.
@@ -66,7 +66,8 @@ Process::Process(std::vector<std::string> argv, std::filesystem::path log_file,
   std::vector<char*> arg_pointers = pointers(args);
   std::vector<char*> env_pointers = pointers(envs);
   const int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const int null_fd =
+      ::open(stdin_path.c_str(), (stdin_path == "/dev/null" ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (log_fd < 0 || null_fd < 0) fail("Process: cannot open " + log_path_.string());
   const pid_t parent = ::getpid();
 

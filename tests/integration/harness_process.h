@@ -16,10 +16,12 @@ namespace g2m::test {
 class Process {
  public:
   // Starts argv (argv[0] a path, or a name looked up in PATH) with the test's environment plus
-  // `env` (overriding), stdin from /dev/null, stdout and stderr appended to `log_file`.
+  // `env` (overriding), stdin from `stdin_path` (default /dev/null; a FIFO is opened read-write
+  // so the child never blocks on it nor sees its end), stdout and stderr appended to `log_file`.
   // The child is SIGKILLed if the test program dies first.
   Process(std::vector<std::string> argv, std::filesystem::path log_file,
-          std::map<std::string, std::string> env = {});
+          std::map<std::string, std::string> env = {},
+          const std::filesystem::path& stdin_path = "/dev/null");
   Process(Process&& other) noexcept;
   Process& operator=(Process&&) = delete;
   Process(const Process&) = delete;

@@ -21,7 +21,13 @@ size_t append_body(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-HttpReply http_call(const std::string& url, const std::string* post_body) {
+struct CallOptions {
+  const std::string* post_body = nullptr;
+  const char* content_type = "Content-Type: application/json";
+  std::string ca_file{};
+};
+
+HttpReply http_call(const std::string& url, const CallOptions& options) {
   HttpReply reply;
   CurlHandle curl(curl_easy_init());
   if (!curl) {
@@ -29,18 +35,22 @@ HttpReply http_call(const std::string& url, const std::string* post_body) {
     return reply;
   }
   char error[CURL_ERROR_SIZE] = {};
-  CurlList headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+  CurlList headers(curl_slist_append(nullptr, options.content_type));
   curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl.get(), CURLOPT_PROXY, "");
   curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 10L);
+  curl_easy_setopt(curl.get(), CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(curl.get(), CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &reply.body);
-  if (post_body != nullptr) {
+  if (!options.ca_file.empty())
+    curl_easy_setopt(curl.get(), CURLOPT_CAINFO, options.ca_file.c_str());
+  if (options.post_body != nullptr) {
     curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, post_body->c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE, static_cast<long>(post_body->size()));
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, options.post_body->c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDSIZE,
+                     static_cast<long>(options.post_body->size()));
   }
   const CURLcode code = curl_easy_perform(curl.get());
   if (code != CURLE_OK) {
@@ -48,6 +58,11 @@ HttpReply http_call(const std::string& url, const std::string* post_body) {
     return reply;
   }
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
+  char* location = nullptr;
+  if (curl_easy_getinfo(curl.get(), CURLINFO_REDIRECT_URL, &location) == CURLE_OK &&
+      location != nullptr) {
+    reply.location = location;
+  }
   return reply;
 }
 
@@ -81,20 +96,33 @@ bool simulator_available() {
 }
 
 HttpReply http_get(const std::string& url) {
-  return http_call(url, nullptr);
+  return http_call(url, {});
 }
 HttpReply http_post(const std::string& url, const std::string& json_body) {
-  return http_call(url, &json_body);
+  return http_call(url, {.post_body = &json_body});
+}
+HttpReply http_post_form(const std::string& url, const std::string& form,
+                         const std::string& ca_file) {
+  return http_call(url, {.post_body = &form,
+                         .content_type = "Content-Type: application/x-www-form-urlencoded",
+                         .ca_file = ca_file});
+}
+HttpReply http_get_verified(const std::string& url, const std::string& ca_file) {
+  return http_call(url, {.ca_file = ca_file});
 }
 
-Simulator::Simulator(const Pki& pki, std::vector<std::string> extra_args) {
+Simulator::Simulator(const Pki& pki, std::vector<std::string> extra_args) : ca_(pki.ca.string()) {
   if (!simulator_available()) {
     g2m::test::fail(std::string("the simulator is not built: ") + G2M_SIMULATOR_BIN);
   }
   const auto port_file = dir_ / "ports.json";
   std::vector<std::string> argv{
-      G2M_SIMULATOR_BIN,        "--port-file", port_file.string(),     "--cert",
-      pki.server_cert.string(), "--key",       pki.server_key.string()};
+      G2M_SIMULATOR_BIN, "--port-file", port_file.string(), "--cert", pki.server_cert.string(),
+      "--key", pki.server_key.string(),
+      // A test opens a few connections; the default 4,096 workers per listener (for the
+      // benchmarks) start 8,192 threads per simulator, too many for parallel tests on a shared
+      // machine. A later --threads in extra_args wins.
+      "--threads", "64"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   process_ = std::make_unique<Process>(argv, dir_ / "simulator.log");
   const bool ready = poll_until(
@@ -174,8 +202,126 @@ SimulatorCounters Simulator::counters() {
       .rotated_token_reuse = counter(json, {"rotated_token_reuse"}),
       .tcp_connections = counter(json, {"tcp_connections"}),
       .tls_handshakes = counter(json, {"tls_handshakes"}),
+      .authorize = counter(json, {"requests", "authorize"}),
+      .authorization_codes_issued = counter(json, {"authorization_codes_issued"}),
+      .authorization_code_redemptions = counter(json, {"authorization_code_redemptions"}),
+      .code_reuse = counter(json, {"code_reuse"}),
+      .pkce_failures = counter(json, {"pkce_failures"}),
+      .redirect_uri_mismatches = counter(json, {"redirect_uri_mismatches"}),
+      .authorize_without_pkce = counter(json, {"authorize_without_pkce"}),
+      .policy_refusals = counter(json, {"policy_refusals"}),
       .json = reply.body,
   };
+}
+
+BrowserOutcome Simulator::browser_authorize(const std::string& sign_in_url,
+                                            const std::string& action) {
+  const auto body = json_object({{"url", sign_in_url}, {"action", action}});
+  const HttpReply reply = post("/_sim/authorize", body);
+  if (reply.status != 200) {
+    g2m::test::fail("simulator POST /_sim/authorize " + body + " -> " +
+                    std::to_string(reply.status) + " " + reply.body + reply.error);
+  }
+  const auto json = parse_json(reply.body);
+  BrowserOutcome outcome;
+  outcome.status = counter(json, {"status"});
+  outcome.location = json_str(json, "location");
+  outcome.error = json_str(json, "error");
+  outcome.error_description = json_str(json, "error_description");
+  const auto codes = json.FindMember("error_codes");
+  if (codes != json.MemberEnd() && codes->value.IsArray()) {
+    for (const auto& code : codes->value.GetArray()) {
+      if (code.IsInt64()) outcome.error_codes.push_back(static_cast<long>(code.GetInt64()));
+    }
+  }
+  outcome.json = reply.body;
+  return outcome;
+}
+
+std::string Simulator::browser_sign_in(const std::string& sign_in_url, const std::string& name,
+                                       const std::string& username) {
+  const auto body = json_object(
+      {{"url", sign_in_url}, {"action", "approve"}, {"name", name}, {"username", username}});
+  const HttpReply reply = post("/_sim/authorize", body);
+  const auto json = try_parse_json(reply.body);
+  const bool redirected = reply.status == 200 && !json.HasParseError() && json.IsObject() &&
+                          counter(json, {"status"}) == 302 && json_str(json, "error").empty() &&
+                          !json_str(json, "location").empty();
+  if (!redirected) {
+    g2m::test::fail("the simulated browser sign-in at " + sign_in_url +
+                    " was not redirected with a code: " + std::to_string(reply.status) + " " +
+                    reply.body + reply.error);
+  }
+  return json_str(json, "location");
+}
+
+std::string Simulator::browser_decline(const std::string& sign_in_url) {
+  const BrowserOutcome outcome = browser_authorize(sign_in_url, "decline");
+  if (outcome.status != 302 || outcome.error != "access_denied") {
+    g2m::test::fail("the simulated browser decline at " + sign_in_url +
+                    " was not redirected with access_denied: " + outcome.json);
+  }
+  return outcome.location;
+}
+
+HttpReply Simulator::browser_get(const std::string& sign_in_url) {
+  return http_get_verified(sign_in_url, ca_);
+}
+
+void Simulator::expire_authorization_codes() {
+  control("/_sim/expire_authorization_codes", "{}");
+}
+
+void Simulator::set_tenant_policy(const TenantPolicy& policy) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("tenant");
+  writer.String(policy.tenant.c_str());
+  writer.Key("device_code");
+  writer.String(policy.device_code.c_str());
+  writer.Key("device_code_error_code");
+  writer.Int64(policy.device_code_error_code);
+  writer.Key("refresh");
+  writer.String(policy.refuse_device_code_refresh ? "refuse" : "allow");
+  writer.Key("refresh_error_code");
+  writer.Int64(policy.refresh_error_code);
+  writer.Key("error");
+  writer.String(policy.error.c_str());
+  if (!policy.description.empty()) {
+    writer.Key("description");
+    writer.String(policy.description.c_str(),
+                  static_cast<rapidjson::SizeType>(policy.description.size()));
+  }
+  writer.EndObject();
+  control("/_sim/policy", buffer.GetString());
+}
+
+void Simulator::clear_tenant_policies() {
+  control("/_sim/policy/clear", "{}");
+}
+
+std::string Simulator::refresh_token_origin(const std::string& refresh_token) {
+  const HttpReply reply = get("/_sim/refresh_tokens");
+  if (reply.status != 200) {
+    g2m::test::fail("simulator GET /_sim/refresh_tokens -> " + std::to_string(reply.status) + " " +
+                    reply.body + reply.error);
+  }
+  const auto json = parse_json(reply.body);
+  const auto tokens = json.FindMember("refresh_tokens");
+  if (tokens == json.MemberEnd() || !tokens->value.IsArray()) return "";
+  for (const auto& token : tokens->value.GetArray()) {
+    if (json_str(token, "refresh_token") == refresh_token) return json_str(token, "origin");
+  }
+  return "";
+}
+
+HttpReply Simulator::https_get(const std::string& path_and_query) {
+  return http_get_verified(https_url() + path_and_query, ca_);
+}
+
+HttpReply Simulator::https_post_form(const std::string& path, const std::string& form) {
+  return http_post_form(https_url() + path, form, ca_);
 }
 
 void Simulator::stop() {

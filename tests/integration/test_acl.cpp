@@ -246,8 +246,14 @@ TEST_CASE("acl: the drop-in runs on Debian's stock mosquitto.conf and binds clie
         "graph2mqtt/kitchen/auth/code", [](const rapidjson::Value& v) { return v.IsObject(); }, 10s,
         since);
     admin.wait_for("graph2mqtt/bridge/response/login", {}, 10s);
+    // It may finish a browser sign-in too (here there is none: an error reply, to it alone).
+    const auto complete =
+        display.request_v5("complete", R"({"account":"kitchen","url":"?code=x&state=y"})",
+                           "graph2mqtt/bridge/response/complete/display-kitchen", "c2");
+    CHECK(json_str(complete.json(), "status") == "error");
     display.sync();
     CHECK(display.messages("graph2mqtt/bridge/response/login").empty());
+    CHECK(display.messages("graph2mqtt/bridge/response/complete").empty());
   }
 
   SUBCASE("Home Assistant sends its buttons' requests (login, logout) and nothing else") {

@@ -312,7 +312,9 @@ TEST_CASE(
   CHECK(json_str(refreshed.json(), "expires_at") == json_str(state.json(), "expires_at"));
 
   // What is stored is the newest refresh token: the next refresh uses it, not a rotated one.
-  const auto reply = d.request("refresh", R"({"account":"kitchen"})");
+  // (A Graph 401 triggers it: `refresh` commands are limited to one per 10 s, CONTRACT §2.)
+  s.simulator.expire_tokens();
+  const auto reply = d.request("refresh", R"({"account":"kitchen","resource":"me"})");
   CHECK(json_str(reply, "status") == "ok");
   CHECK(s.simulator.counters().refresh == refreshes + 2);
   CHECK(s.simulator.counters().rotated_token_reuse == 0);

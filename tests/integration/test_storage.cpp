@@ -9,7 +9,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "scenario.h"
+#include "scenario_extra.h"
 
 using namespace g2m::test;
 
@@ -100,6 +100,11 @@ TEST_CASE(
   s.display.wait_for(
       "graph2mqtt/kitchen/graph/presence", [](const Message& m) { return m.payload.empty(); }, 10s,
       since);
+  // The file logout could not delete is never loaded again by this run: the token-file watcher
+  // (which picks up a new file within 2 s) must not sign the account back in.
+  CHECK_FALSE(
+      poll_until([&] { return json_str(retained_state(s), "state") != "signed_out"; }, 3500ms));
+  CHECK_FALSE(contains(events_since(s, "kitchen", since), "signed_in"));
 }
 
 TEST_CASE("storage: a token file deleted while running is written again at the next refresh" *

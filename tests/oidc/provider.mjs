@@ -1,5 +1,6 @@
-// panva's oidc-provider (a certified OpenID Provider) set up for the RFC 8628 device flow on
-// 127.0.0.1, with a protected resource beside it, for graph2mqtt's interoperability test.
+// panva's oidc-provider (a certified OpenID Provider) set up for the RFC 8628 device flow and the
+// authorization code flow with PKCE (a native app's browser sign-in, RFC 8252) on 127.0.0.1, with
+// a protected resource beside it, for graph2mqtt's interoperability test.
 //
 //   node provider.mjs            listens on a free port of 127.0.0.1 (OIDC_PORT to choose one)
 //
@@ -18,10 +19,17 @@
 //   OIDC_CLIENTS                   JSON array of clients:
 //                                  [{"client_id":"g2m-panel","client_secret":"...",
 //                                    "access_token_ttl":45,"device_code_ttl":600,
-//                                    "refresh_token_ttl":1209600}]
+//                                    "refresh_token_ttl":1209600,
+//                                    "redirect_uris":["http://127.0.0.1/cb"]}]
 //                                  a client with a secret uses client_secret_post (or the
 //                                  "token_endpoint_auth_method" it names), one without is public
-//                                  (token_endpoint_auth_method none).
+//                                  (token_endpoint_auth_method none). Every client is a native app
+//                                  allowed the device_code, authorization_code and refresh_token
+//                                  grants; redirect_uris default to http://127.0.0.1/cb and
+//                                  http://localhost/cb, and as loopback redirect URIs of a native
+//                                  client they match on any port (RFC 8252 §7.3): the agent's
+//                                  redirect_uri can be http://127.0.0.1:PORT/cb with any PORT.
+//                                  PKCE (S256) is required of public clients (the library's rule).
 //                                  Default: one public client g2m-panel.
 //   OIDC_ACCESS_TOKEN_TTL          seconds, for clients that name none (default 3600)
 //   OIDC_DEVICE_CODE_TTL           seconds, for clients that name none (default 600, the library's)
@@ -29,11 +37,19 @@
 //   OIDC_HIDE_OPENID_CONFIGURATION "true": /.well-known/openid-configuration answers 404, as on a
 //                                  plain OAuth 2.0 server; the RFC 8414 document
 //                                  /.well-known/oauth-authorization-server is still served
+//   OIDC_OFFLINE_NEEDS_CONSENT_PROMPT
+//                                  "false" (default): an authorization request asking for
+//                                  offline_access without a prompt parameter is treated as
+//                                  prompt=consent, so the browser sign-in gets a refresh token as
+//                                  on Entra (graph2mqtt's sign_in_url carries no prompt). "true":
+//                                  the library's own rule (OIDC Core §11): without prompt=consent
+//                                  offline_access is dropped and no refresh token is issued
 //   OIDC_CONFORM_ID_TOKEN_CLAIMS   "true" (the library's default: scope claims such as name go
 //                                  only to userinfo when an access token is issued) or "false"
 //                                  (they go into the id_token too)
 //
 // The one account: login "adele" (any password) at the default development interactions.
+// browser-login.mjs signs in through them without a person, for a browser sign-in.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
@@ -89,9 +105,9 @@ const provider = new Provider(issuer, {
     ...(c.client_secret
       ? { client_secret: c.client_secret, token_endpoint_auth_method: c.token_endpoint_auth_method || 'client_secret_post' }
       : { token_endpoint_auth_method: 'none' }),
-    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'refresh_token'],
-    response_types: [],
-    redirect_uris: [],
+    grant_types: ['urn:ietf:params:oauth:grant-type:device_code', 'authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    redirect_uris: c.redirect_uris || ['http://127.0.0.1/cb', 'http://localhost/cb'],
   })),
   features: {
     deviceFlow: { enabled: true }, // charset base-20, mask ****-****: the library's defaults
@@ -109,8 +125,8 @@ const provider = new Provider(issuer, {
   conformIdTokenClaims: env.OIDC_CONFORM_ID_TOKEN_CLAIMS !== 'false',
   // The library's rule, spelled out: a refresh token goes to a client allowed the refresh_token
   // grant whose grant includes offline_access (the device flow keeps offline_access: it has no
-  // prompt parameter that could drop it, unlike the authorization endpoint without
-  // prompt=consent).
+  // prompt parameter that could drop it; the authorization endpoint drops it only when the
+  // request has a prompt parameter without consent, and graph2mqtt's sign_in_url has none).
   issueRefreshToken: async (_ctx, client, source) => (
     client.grantTypeAllowed('refresh_token') && source.scopes.has('offline_access')
   ),
@@ -132,7 +148,8 @@ const provider = new Provider(issuer, {
     Session: 3600,
   },
   cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
-  pkce: { required: () => false }, // no authorization-code clients here
+  // PKCE: the library's default, required of public clients (token_endpoint_auth_method none),
+  // optional for the others; S256 is the only method oidc-provider 9 accepts.
 });
 
 // Server-side errors would otherwise be silent: put them on stderr.
@@ -190,6 +207,20 @@ provider.use(async (ctx, next) => {
   }
 });
 
+// OIDC Core §11: offline_access needs prompt=consent at the authorization endpoint, and
+// oidc-provider drops it otherwise. Entra issues refresh tokens without it, and graph2mqtt's
+// sign_in_url has no prompt: unless OIDC_OFFLINE_NEEDS_CONSENT_PROMPT is "true", such a request
+// is taken as prompt=consent (the development interactions show the consent page either way).
+if (env.OIDC_OFFLINE_NEEDS_CONSENT_PROMPT !== 'true') {
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/auth' && ctx.method === 'GET' && ctx.query.prompt === undefined
+      && typeof ctx.query.scope === 'string' && ctx.query.scope.split(' ').includes('offline_access')) {
+      ctx.query = { ...ctx.query, prompt: 'consent' };
+    }
+    return next();
+  });
+}
+
 if (env.OIDC_HIDE_OPENID_CONFIGURATION === 'true') {
   provider.use(async (ctx, next) => {
     if (ctx.path !== '/.well-known/openid-configuration') return next();
@@ -228,7 +259,7 @@ provider.use(async (ctx, next) => {
       // What the client sent (secrets included, for the driver's correlation and leak checks).
       if (record.grant_type && params) {
         record.request = {};
-        for (const key of ['device_code', 'refresh_token', 'scope']) {
+        for (const key of ['device_code', 'refresh_token', 'scope', 'code', 'redirect_uri', 'code_verifier']) {
           if (params[key] !== undefined) record.request[key] = params[key];
         }
       }

@@ -21,6 +21,8 @@ const char* state_name(const DeviceCode& code, Clock::time_point now) {
       return "redeemed";
     case CodeState::declined:
       return "declined";
+    case CodeState::refused:
+      return "refused";
     case CodeState::approved:
     case CodeState::pending:
       break;
@@ -55,6 +57,18 @@ class Reader {
     out = v->GetInt64();
     return true;
   }
+  bool strings(const char* name, std::optional<std::vector<std::string>>& out) {
+    const auto* v = find(name);
+    if (v == nullptr) return true;
+    if (!v->IsArray()) return fail(name, "an array of strings");
+    std::vector<std::string> items;
+    for (rapidjson::SizeType i = 0; i < v->Size(); ++i) {
+      if (!(*v)[i].IsString()) return fail(name, "an array of strings");
+      items.emplace_back((*v)[i].GetString(), (*v)[i].GetStringLength());
+    }
+    out = std::move(items);
+    return true;
+  }
   bool boolean(const char* name, std::optional<bool>& out) {
     const auto* v = find(name);
     if (v == nullptr) return true;
@@ -79,7 +93,9 @@ void Simulator::handle_control(const Request& req, Response& res) {
   const auto& path = req.path;
   const bool get = req.method == "GET";
   const bool read_only = path == "/_sim/codes" || path == "/_sim/counters" ||
-                         path == "/_sim/config" || path == "/_sim/issued";
+                         path == "/_sim/config" || path == "/_sim/issued" ||
+                         path == "/_sim/policy" || path == "/_sim/authorization_codes" ||
+                         path == "/_sim/refresh_tokens";
   if (get && !read_only) {
     send_json(res, 405, error_json("use POST for " + path));
     return;
@@ -135,6 +151,127 @@ void Simulator::handle_control(const Request& req, Response& res) {
         send_json(res, 409, error_json("the code is no longer pending"));
         return;
     }
+  } else if (path == "/_sim/authorize") {
+    // The simulated user opens a sign_in_url in a browser: the answer is where the browser ends.
+    std::optional<std::string> url, action, name, username;
+    if (!in.string("url", url) || !in.string("action", action) || !in.string("name", name) ||
+        !in.string("username", username)) {
+      send_json(res, 400, error_json(in.message));
+      return;
+    }
+    if (action && *action != "approve" && *action != "decline") {
+      send_json(res, 400, error_json("action: expected approve or decline"));
+      return;
+    }
+    static const std::string kSuffix = "/oauth2/v2.0/authorize";
+    std::string address = url.value_or("");
+    address = address.substr(0, address.find('#'));
+    const auto scheme_end = address.find("://");
+    const auto path_at =
+        scheme_end == std::string::npos ? std::string::npos : address.find('/', scheme_end + 3);
+    const auto query_at = address.find('?');
+    const auto route =
+        path_at == std::string::npos || (query_at != std::string::npos && query_at < path_at)
+            ? std::string{}
+            : address.substr(
+                  path_at, query_at == std::string::npos ? std::string::npos : query_at - path_at);
+    const bool routed =
+        route.size() > kSuffix.size() + 1 &&
+        route.compare(route.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0 &&
+        route.find('/', 1) == route.size() - kSuffix.size();
+    if (!routed) {
+      send_json(res, 400,
+                error_json("url: expected the absolute sign_in_url "
+                           "(<authority>/<tenant>/oauth2/v2.0/authorize?...)"));
+      return;
+    }
+    const auto tenant = route.substr(1, route.size() - kSuffix.size() - 1);
+    const auto params = query_at == std::string::npos
+                            ? std::map<std::string, std::string>{}
+                            : parse_form(std::string_view(address).substr(query_at + 1));
+    std::optional<User> user;
+    if (name || username) {
+      user = User{};
+      if (name) user->name = *name;
+      if (username) user->username = *username;
+    }
+    std::optional<bool> approve;
+    if (action) approve = *action == "approve";
+    const auto outcome =
+        authorize_locked(tenant, params, address.substr(0, path_at), approve, user);
+    Json json;
+    json.begin_object().field_num("status", outcome.status).key("location");
+    if (outcome.location.empty()) {
+      json.null();
+    } else {
+      json.str(outcome.location);
+    }
+    json.key("error");
+    if (outcome.error.empty()) {
+      json.null();
+    } else {
+      json.str(outcome.error);
+    }
+    json.key("error_codes").begin_array();
+    if (outcome.error_code != 0) json.num(outcome.error_code);
+    json.end_array().key("error_description");
+    if (outcome.description.empty()) {
+      json.null();
+    } else {
+      json.str(outcome.description);
+    }
+    send_json(res, 200, json.end_object().text());
+  } else if (path == "/_sim/policy") {
+    if (!get) {
+      std::optional<std::string> tenant, device_code, refresh, error;
+      std::optional<std::int64_t> device_code_error_code, refresh_error_code;
+      std::optional<std::string> description;
+      bool ok = in.string("tenant", tenant) && in.string("device_code", device_code) &&
+                in.string("refresh", refresh) && in.string("error", error) &&
+                in.integer("device_code_error_code", device_code_error_code, 1, 999999999) &&
+                in.integer("refresh_error_code", refresh_error_code, 1, 999999999);
+      if (ok) {
+        const auto* v = in.find("description");
+        if (v != nullptr && !v->IsNull()) ok = in.string("description", description);
+      }
+      if (ok && device_code && *device_code != "allow" && *device_code != "refuse_at_request" &&
+          *device_code != "refuse_at_poll") {
+        ok = in.fail("device_code", "allow, refuse_at_request or refuse_at_poll");
+      }
+      if (ok && refresh && *refresh != "allow" && *refresh != "refuse") {
+        ok = in.fail("refresh", "allow or refuse");
+      }
+      if (ok && ((error && error->empty()) || (tenant && tenant->empty()))) {
+        ok = in.fail(error && error->empty() ? "error" : "tenant", "a non-empty string");
+      }
+      if (!ok) {
+        send_json(res, 400, error_json(in.message));
+        return;
+      }
+      // The body replaces that tenant's policy as a whole: a missing key is its default.
+      TenantPolicy policy;
+      if (device_code) policy.device_code = *device_code;
+      if (device_code_error_code) policy.device_code_error_code = *device_code_error_code;
+      policy.refuse_device_code_refresh = refresh && *refresh == "refuse";
+      if (refresh_error_code) policy.refresh_error_code = *refresh_error_code;
+      if (error) policy.error = *error;
+      policy.description = description;
+      policies_[to_lower(tenant.value_or("*"))] = policy;
+    }
+    send_json(res, 200, policies_json_locked());
+  } else if (path == "/_sim/policy/clear") {
+    policies_.clear();
+    send_json(res, 200, policies_json_locked());
+  } else if (path == "/_sim/authorization_codes") {
+    send_json(res, 200, authorization_codes_json_locked(now));
+  } else if (path == "/_sim/expire_authorization_codes") {
+    for (auto& [_, code] : authorization_codes_) {
+      code.expires_at = std::min(code.expires_at, now);
+      code.expires_at_ms = std::min(code.expires_at_ms, now_ms());
+    }
+    send_json(res, 200, ok_json());
+  } else if (path == "/_sim/refresh_tokens") {
+    send_json(res, 200, refresh_tokens_json_locked());
   } else if (path == "/_sim/expire_tokens") {
     for (auto& [_, token] : access_tokens_) token.expires_at = std::min(token.expires_at, now);
     send_json(res, 200, ok_json());
@@ -156,9 +293,11 @@ void Simulator::handle_control(const Request& req, Response& res) {
     send_json(res, 200, ok_json());
   } else if (path == "/_sim/config") {
     if (!get) {
-      std::optional<std::int64_t> interval, expires_in, token_lifetime, page_size, events;
+      std::optional<std::int64_t> interval, expires_in, token_lifetime, page_size, events,
+          authorization_code_lifetime;
       std::optional<bool> omit_interval, string_numbers, errors_on_200, strict_rotation,
-          omit_id_token;
+          omit_id_token, decline_browser_sign_in;
+      std::optional<std::vector<std::string>> redirect_uris;
       std::optional<std::string> verification_uri;
       bool ok = in.integer("interval", interval, 0, 3600) &&
                 in.integer("expires_in", expires_in, 1, 86400) &&
@@ -170,6 +309,9 @@ void Simulator::handle_control(const Request& req, Response& res) {
                 in.boolean("errors_on_200", errors_on_200) &&
                 in.boolean("strict_rotation", strict_rotation) &&
                 in.boolean("omit_id_token", omit_id_token) &&
+                in.integer("authorization_code_lifetime", authorization_code_lifetime, 1, 86400) &&
+                in.boolean("decline_browser_sign_in", decline_browser_sign_in) &&
+                in.strings("redirect_uris", redirect_uris) &&
                 in.string("verification_uri", verification_uri);
       std::optional<std::optional<double>> auto_approve;
       if (ok) {
@@ -222,6 +364,11 @@ void Simulator::handle_control(const Request& req, Response& res) {
       if (errors_on_200) config_.errors_on_200 = *errors_on_200;
       if (strict_rotation) config_.strict_rotation = *strict_rotation;
       if (omit_id_token) config_.omit_id_token = *omit_id_token;
+      if (authorization_code_lifetime) {
+        config_.authorization_code_lifetime = static_cast<int>(*authorization_code_lifetime);
+      }
+      if (decline_browser_sign_in) config_.decline_browser_sign_in = *decline_browser_sign_in;
+      if (redirect_uris) config_.redirect_uris = *redirect_uris;
       if (auto_approve) config_.auto_approve_after = *auto_approve;
       if (verification_uri) {
         config_.verification_uri =
@@ -339,7 +486,12 @@ std::string Simulator::config_json_locked() const {
   json.end_object();
   json.field("verification_uri", config_.verification_uri)
       .field_num("page_size", config_.page_size)
-      .field_num("events", config_.events);
+      .field_num("events", config_.events)
+      .field_num("authorization_code_lifetime", config_.authorization_code_lifetime)
+      .field_bool("decline_browser_sign_in", config_.decline_browser_sign_in);
+  json.key("redirect_uris").begin_array();
+  for (const auto& uri : config_.redirect_uris) json.str(uri);
+  json.end_array();
   return json.end_object().text();
 }
 
@@ -353,7 +505,9 @@ std::string Simulator::counters_json_locked() const {
   json.key("graph_paths").begin_object();
   for (const auto& [path, n] : counters_.graph_paths) json.field_num(path, n);
   json.end_object();
-  json.field_num("openid_configuration", counters_.openid_configuration).end_object();
+  json.field_num("openid_configuration", counters_.openid_configuration)
+      .field_num("authorize", counters_.authorize)
+      .end_object();
   json.key("polls").begin_object();
   for (const auto& [code, n] : counters_.polls) json.field_num(code, n);
   json.end_object();
@@ -362,7 +516,14 @@ std::string Simulator::counters_json_locked() const {
       .field_num("rotated_token_reuse", counters_.rotated_token_reuse)
       .field_num("tcp_connections", static_cast<std::int64_t>(counters_.connections.size()))
       .field_num("tls_handshakes", counters_.tls_handshakes)
-      .field_num("unauthorized_graph", counters_.unauthorized_graph);
+      .field_num("unauthorized_graph", counters_.unauthorized_graph)
+      .field_num("authorization_codes_issued", counters_.authorization_codes_issued)
+      .field_num("authorization_code_redemptions", counters_.authorization_code_redemptions)
+      .field_num("code_reuse", counters_.code_reuse)
+      .field_num("pkce_failures", counters_.pkce_failures)
+      .field_num("redirect_uri_mismatches", counters_.redirect_uri_mismatches)
+      .field_num("authorize_without_pkce", counters_.authorize_without_pkce)
+      .field_num("policy_refusals", counters_.policy_refusals);
   return json.end_object().text();
 }
 
@@ -409,6 +570,8 @@ std::string Simulator::issued_json_locked() const {
   for (const auto& [token, unused] : refresh_tokens_) json.str(token);
   json.end_array().key("id_tokens").begin_array();
   for (const auto& token : issued_id_tokens_) json.str(token);
+  json.end_array().key("authorization_codes").begin_array();
+  for (const auto& code : authorization_code_order_) json.str(code);
   return json.end_array().end_object().text();
 }
 

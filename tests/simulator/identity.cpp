@@ -1,5 +1,6 @@
 // Microsoft identity platform endpoints: device authorization (v2 and legacy v1), token
-// (device_code and refresh_token grants), OpenID discovery, and the device-login page.
+// (device_code and refresh_token grants; authorization_code is in browser.cpp), OpenID discovery,
+// and the device-login page.
 #include <algorithm>
 
 #include "simulator.h"
@@ -86,6 +87,15 @@ void Simulator::handle_devicecode(const Request& req, Response& res, bool v1, bo
   } else if (v1 && resource.empty()) {
     error = missing_parameter("resource");
   }
+  if (!error) {
+    std::lock_guard lock(mutex_);
+    const auto* policy = policy_locked(tenant);
+    if (policy != nullptr && policy->device_code == "refuse_at_request") {
+      ++counters_.policy_refusals;
+      error = OauthError{error_status, policy->error, policy->device_code_error_code,
+                         policy->description.value_or(policy_text(policy->device_code_error_code))};
+    }
+  }
   if (error) {
     send_oauth_error(req, res, error_status, error->error, error->code, error->text);
     return;
@@ -165,7 +175,8 @@ void Simulator::handle_token(const Request& req, Response& res, bool v1, bool ht
     error = missing_parameter("grant_type");
   } else if (form_value(form, "client_id").empty()) {
     error = missing_parameter("client_id");
-  } else if (grant_type != kDeviceCodeGrant && !refresh) {
+  } else if (grant_type != kDeviceCodeGrant && !refresh &&
+             (grant_type != "authorization_code" || v1)) {
     error = OauthError{
         400, "unsupported_grant_type", 70003,
         "The app requested an unsupported grant type '" + grant_type.substr(0, 100) + "'."};
@@ -174,6 +185,8 @@ void Simulator::handle_token(const Request& req, Response& res, bool v1, bool ht
     send_oauth_error(req, res, error->status, error->error, error->code, error->text);
   } else if (refresh) {
     redeem_refresh_token(req, res, form, v1, https);
+  } else if (grant_type == "authorization_code") {
+    redeem_authorization_code(req, res, form, https);
   } else {
     poll_device_code(req, res, form, v1, https, arrival);
   }
@@ -227,7 +240,7 @@ void Simulator::poll_device_code(const Request& req, Response& res,
       auto& code = it->second;
       const bool early = note_poll_locked(code, arrival);
       update_code_locked(code, arrival);
-      if (code.state == CodeState::redeemed ||
+      if (code.state == CodeState::redeemed || code.state == CodeState::refused ||
           (code.state == CodeState::declined && code.decline_reported)) {
         // A device code is single-use: AADSTS90120 InvalidDeviceFlowRequest.
         error = OauthError{400, "invalid_grant", 90120,
@@ -251,10 +264,18 @@ void Simulator::poll_device_code(const Request& req, Response& res,
         error = OauthError{400, "authorization_pending", 70016,
                            "OAuth 2.0 device flow error. Authorization is pending. Continue "
                            "polling."};
+      } else if (const auto* policy = policy_locked(req.matches[1].str());
+                 policy != nullptr && policy->device_code != "allow") {
+        // The user signed in, but the tenant's policy refuses a token to a device-code flow.
+        code.state = CodeState::refused;
+        ++counters_.policy_refusals;
+        error =
+            OauthError{400, policy->error, policy->device_code_error_code,
+                       policy->description.value_or(policy_text(policy->device_code_error_code))};
       } else {
         code.state = CodeState::redeemed;
-        Grant grant{code.user,     code.client_id, code.scope,    code.tenant,
-                    code.resource, code.v1,        next_family_++};
+        Grant grant{code.user,     code.client_id, code.scope,     code.tenant,
+                    code.resource, code.v1,        next_family_++, "device_code"};
         body = issue_tokens_locked(grant, code.scope, v1, base_url(req, https),
                                    form_value(form, "client_info") == "1");
       }
@@ -291,6 +312,13 @@ void Simulator::redeem_refresh_token(const Request& req, Response& res,
       error = OauthError{400, "invalid_grant", 70008, revoked_text};
     } else if (it->second.grant.client_id != form_value(form, "client_id")) {
       error = OauthError{400, "invalid_grant", 70000, "Provided grant is invalid or malformed."};
+    } else if (const auto* policy = policy_locked(req.matches[1].str());
+               policy != nullptr && policy->refuse_device_code_refresh &&
+               it->second.grant.origin == "device_code") {
+      // Protocol tracking: a session that began with a device code stays one.
+      ++counters_.policy_refusals;
+      error = OauthError{400, policy->error, policy->refresh_error_code,
+                         policy->description.value_or(policy_text(policy->refresh_error_code))};
     } else {
       auto& entry = it->second;
       if (entry.rotated) {
@@ -347,7 +375,7 @@ std::string Simulator::issue_tokens_locked(const Grant& grant, const std::string
   std::string refresh_token;
   if (refresh) {
     refresh_token = random_token(96);
-    refresh_tokens_[refresh_token] = RefreshToken{grant, false, false};
+    refresh_tokens_[refresh_token] = RefreshToken{grant, false, false, next_refresh_sequence_++};
   }
   const auto oid = user_oid(grant.user);
   const auto tid = tenant_id(grant.tenant, grant.user);

@@ -29,7 +29,8 @@ void configure(httplib::Server& server, const Options& options, const char* sche
   server.set_keep_alive_timeout(300);
   // Each kept-alive connection holds a worker thread: enough for a peer that opens one or more
   // per account at N = 1,000 (msal-node opened ~1,600; with 1,024 threads the rest timed out).
-  server.new_task_queue = [] { return new httplib::ThreadPool(4096); };
+  // --threads lowers it where few connections are open (the integration tests).
+  server.new_task_queue = [threads = options.threads] { return new httplib::ThreadPool(threads); };
   // Without TCP_NODELAY a request on a kept-alive connection waits ~40 ms for delayed ACKs.
   server.set_tcp_nodelay(true);
   server.set_payload_max_length(1024 * 1024);

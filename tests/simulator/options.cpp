@@ -11,7 +11,8 @@ const char* const kUsage =
     "                     [--cert server.pem --key server.key] [--bind 127.0.0.1]\n"
     "                     [--interval 5] [--expires-in 900] [--token-lifetime 3600]\n"
     "                     [--verification-uri URL|self] [--auto-approve-after SECONDS]\n"
-    "                     [--strict-rotation] [--page-size 10] [--events 3] [--log]\n";
+    "                     [--strict-rotation] [--page-size 10] [--events 3] [--threads 4096]\n"
+    "                     [--log]\n";
 
 namespace {
 
@@ -73,6 +74,8 @@ Options parse_options(int argc, char** argv) {
       options.page_size = static_cast<int>(parse_long(arg, value(), 1, 1000));
     } else if (arg == "--events") {
       options.events = static_cast<int>(parse_long(arg, value(), 0, 100000));
+    } else if (arg == "--threads") {
+      options.threads = static_cast<int>(parse_long(arg, value(), 4, 16384));
     } else if (arg == "--log") {
       options.log = true;
     } else {

@@ -21,6 +21,9 @@ struct Options {
   bool strict_rotation = false;
   int page_size = 10;
   int events = 3;
+  // Worker threads per listener, all started at once (httplib's ThreadPool): each kept-alive
+  // connection holds one.
+  int threads = 4096;
   bool log = false;
 };
 

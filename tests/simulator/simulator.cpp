@@ -97,6 +97,20 @@ void Simulator::install(httplib::Server& server, bool https) {
              [this, https](const Request& req, Response& res) {
                handle_openid_configuration(req, res, https);
              });
+  server.Get(
+      R"(/([^/]+)/oauth2/v2\.0/authorize)",
+      [this, https](const Request& req, Response& res) { handle_authorize(req, res, https); });
+  server.Get(R"(/common/oauth2/nativeclient)", [](const Request&, Response& res) {
+    // Where a person's browser lands after the simulated sign-in with the simulator's own
+    // nativeclient redirect URI: the address, not this page, is what they paste back.
+    res.status = 200;
+    res.set_header("Cache-Control", "no-store, no-cache");
+    res.set_content(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Signed in</title></head>"
+        "<body><h1>Signed in</h1><p>Copy the whole address of this page from the address bar "
+        "and paste it into the device that asked you to sign in.</p></body></html>\n",
+        "text/html; charset=utf-8");
+  });
   server.Get("/devicelogin",
              [this](const Request& req, Response& res) { handle_devicelogin_page(req, res); });
   server.Post("/devicelogin",
@@ -188,27 +202,33 @@ void send_json(httplib::Response& res, int status, const std::string& body) {
   res.set_content(body, "application/json; charset=utf-8");
 }
 
+AadstsText aadsts_text(const httplib::Request* req, std::int64_t code, const std::string& text) {
+  AadstsText out;
+  out.trace_id = random_guid();
+  // Microsoft uses the caller's client-request-id as the correlation id when it is a GUID.
+  if (req != nullptr) out.correlation_id = req->get_header_value("client-request-id");
+  if (!is_guid(out.correlation_id)) out.correlation_id = random_guid();
+  out.timestamp = ms_timestamp();
+  if (code != 0 && text.rfind("AADSTS", 0) != 0) {
+    out.description = "AADSTS" + std::to_string(code) + ": ";
+  }
+  out.description += text + "\r\nTrace ID: " + out.trace_id +
+                     "\r\nCorrelation ID: " + out.correlation_id +
+                     "\r\nTimestamp: " + out.timestamp;
+  return out;
+}
+
 std::string oauth_error_body(const httplib::Request& req, const std::string& error,
                              const std::vector<std::int64_t>& codes, const std::string& text) {
-  const auto trace_id = random_guid();
-  // Microsoft uses the caller's client-request-id as the correlation id when it is a GUID.
-  auto correlation_id = req.get_header_value("client-request-id");
-  if (!is_guid(correlation_id)) correlation_id = random_guid();
-  const auto timestamp = ms_timestamp();
-  std::string description;
-  if (!codes.empty() && text.rfind("AADSTS", 0) != 0) {
-    description = "AADSTS" + std::to_string(codes.front()) + ": ";
-  }
-  description += text + "\r\nTrace ID: " + trace_id + "\r\nCorrelation ID: " + correlation_id +
-                 "\r\nTimestamp: " + timestamp;
+  const auto aadsts = aadsts_text(&req, codes.empty() ? 0 : codes.front(), text);
   Json json;
-  json.begin_object().field("error", error).field("error_description", description);
+  json.begin_object().field("error", error).field("error_description", aadsts.description);
   json.key("error_codes").begin_array();
   for (const auto code : codes) json.num(code);
   json.end_array();
-  json.field("timestamp", timestamp)
-      .field("trace_id", trace_id)
-      .field("correlation_id", correlation_id);
+  json.field("timestamp", aadsts.timestamp)
+      .field("trace_id", aadsts.trace_id)
+      .field("correlation_id", aadsts.correlation_id);
   if (!codes.empty()) {
     json.field("error_uri",
                "https://login.microsoftonline.com/error?code=" + std::to_string(codes.front()));

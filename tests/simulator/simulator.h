@@ -46,9 +46,14 @@ struct Config {
   std::string verification_uri;
   int page_size = 10;
   int events = 3;
+  // Browser sign-in (authorization code with PKCE).
+  int authorization_code_lifetime = 600;   // Entra: "they expire after about 10 minutes"
+  bool decline_browser_sign_in = false;    // a plain GET of /authorize declines instead
+  std::vector<std::string> redirect_uris;  // registered on top of nativeclient and loopback
 };
 
-enum class CodeState { pending, approved, declined, redeemed };
+// `refused`: the user approved, then the tenant's policy refused the poll.
+enum class CodeState { pending, approved, declined, redeemed, refused };
 
 struct DeviceCode {
   std::string device_code;
@@ -81,6 +86,9 @@ struct Grant {
   std::string resource;
   bool v1 = false;
   std::uint64_t family = 0;
+  // How the family began: "device_code" or "authorization_code" (the browser sign-in). Tenant
+  // policy refuses the refresh tokens of device-code families only.
+  std::string origin = "device_code";
 };
 
 struct AccessToken {
@@ -92,6 +100,47 @@ struct RefreshToken {
   Grant grant;
   bool rotated = false;  // a newer token replaced it (Microsoft keeps it valid)
   bool revoked = false;
+  std::uint64_t sequence = 0;  // issue order
+};
+
+// An authorization code of the browser sign-in (RFC 6749 §4.1, PKCE RFC 7636).
+struct AuthorizationCode {
+  std::string code;
+  std::string client_id;
+  std::string redirect_uri;
+  std::string scope;
+  std::string tenant;
+  std::string code_challenge;         // empty: the request used no PKCE
+  std::string code_challenge_method;  // S256 or plain
+  Clock::time_point expires_at;
+  std::int64_t issued_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+  bool redeemed = false;
+  int redemption_attempts = 0;
+  User user;
+};
+
+// What a tenant's policy refuses (security defaults, Conditional Access "authentication flows").
+struct TenantPolicy {
+  // allow; refuse_at_request: /devicecode and any poll after approval are refused;
+  // refuse_at_poll: /devicecode answers, the first poll after the user approved is refused.
+  std::string device_code = "allow";
+  std::int64_t device_code_error_code = 530035;
+  // Refresh tokens whose family began with a device code are refused.
+  bool refuse_device_code_refresh = false;
+  std::int64_t refresh_error_code = 530036;
+  std::string error = "invalid_grant";     // the OAuth error string of every refusal
+  std::optional<std::string> description;  // replaces Microsoft's text
+};
+
+// One /authorize request, answered by GET /authorize and by POST /_sim/authorize.
+struct AuthorizeOutcome {
+  int status = 302;      // 302 (redirect), 200 (form_post page) or 400 (error page)
+  std::string location;  // the redirect address (302 and form_post)
+  std::string error;     // OAuth error, also on error pages; empty on success
+  std::int64_t error_code = 0;
+  std::string description;  // the error_description sent
+  std::string html;         // the page (error page or form_post)
 };
 
 enum class Endpoint { devicecode, token, refresh, graph };
@@ -128,6 +177,15 @@ struct Counters {
   std::int64_t rotated_token_reuse = 0;
   std::int64_t tls_handshakes = 0;
   std::int64_t unauthorized_graph = 0;
+  // Browser sign-in and tenant policy.
+  std::int64_t authorize = 0;  // requests to /authorize (GET and /_sim/authorize)
+  std::int64_t authorization_codes_issued = 0;
+  std::int64_t authorization_code_redemptions = 0;  // successful ones
+  std::int64_t code_reuse = 0;                      // a redeemed code presented again
+  std::int64_t pkce_failures = 0;                   // verifier missing or wrong
+  std::int64_t redirect_uri_mismatches = 0;         // unregistered, or not the /authorize one
+  std::int64_t authorize_without_pkce = 0;          // accepted, as Entra does for native apps
+  std::int64_t policy_refusals = 0;
   std::set<std::pair<std::string, int>> connections;
 };
 
@@ -150,6 +208,22 @@ class Simulator {
   void handle_token(const Request& req, Response& res, bool v1, bool https);
   void handle_openid_configuration(const Request& req, Response& res, bool https);
   void handle_devicelogin_page(const Request& req, Response& res);
+  // browser.cpp
+  void handle_authorize(const Request& req, Response& res, bool https);
+  // decision: approve or decline; nullopt follows config (decline_browser_sign_in).
+  AuthorizeOutcome authorize_locked(const std::string& tenant,
+                                    const std::map<std::string, std::string>& params,
+                                    const std::string& own_base, std::optional<bool> approve,
+                                    std::optional<User> user);
+  void redeem_authorization_code(const Request& req, Response& res,
+                                 const std::map<std::string, std::string>& form, bool https);
+  const TenantPolicy* policy_locked(const std::string& tenant) const;
+  std::string policies_json_locked() const;
+  std::string authorization_codes_json_locked(Clock::time_point now) const;
+  std::string refresh_tokens_json_locked() const;
+  // The refusal of a policy: the configured OAuth error and Microsoft's text for the code.
+  void send_policy_refusal(const Request& req, Response& res, int status,
+                           const TenantPolicy& policy, std::int64_t code);
   void handle_devicelogin_submit(const Request& req, Response& res);
   void poll_device_code(const Request& req, Response& res,
                         const std::map<std::string, std::string>& form, bool v1, bool https,
@@ -192,6 +266,10 @@ class Simulator {
   std::map<std::string, AccessToken> access_tokens_;  // by token
   std::map<std::string, RefreshToken> refresh_tokens_;
   std::vector<std::string> issued_id_tokens_;  // for secret audits (/_sim/issued)
+  std::map<std::string, AuthorizationCode> authorization_codes_;  // by code
+  std::vector<std::string> authorization_code_order_;
+  std::map<std::string, TenantPolicy> policies_;  // by lower-case tenant, "*" for every tenant
+  std::uint64_t next_refresh_sequence_ = 1;
   std::uint64_t next_family_ = 1;
   std::vector<Failure> failures_;
   Counters counters_;
@@ -217,5 +295,16 @@ std::string form_value(const std::map<std::string, std::string>& form, const std
 std::string user_oid(const User& user);
 std::string normalize_user_code(const std::string& text);
 bool valid_tenant(const std::string& tenant);
+// Microsoft's error_description: "AADSTSn: text\r\nTrace ID: ..\r\nCorrelation ID: ..\r\n
+// Timestamp: .."; trace_id/correlation_id/timestamp are returned for the other fields.
+struct AadstsText {
+  std::string description;
+  std::string trace_id;
+  std::string correlation_id;
+  std::string timestamp;
+};
+AadstsText aadsts_text(const httplib::Request* req, std::int64_t code, const std::string& text);
+// Microsoft's wording for the codes tenant policy sends (530035, 53003, 530036, ...).
+std::string policy_text(std::int64_t code);
 
 }  // namespace g2m::sim

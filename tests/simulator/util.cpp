@@ -119,6 +119,15 @@ std::string base64url(std::string_view data) {
   return out;
 }
 
+std::string sha256(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("EVP_Digest(SHA-256) failed");
+  }
+  return std::string(reinterpret_cast<const char*>(digest), length);
+}
+
 std::string url_decode(std::string_view text) {
   std::string out;
   for (std::size_t i = 0; i < text.size(); ++i) {

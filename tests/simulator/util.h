@@ -24,6 +24,8 @@ std::string name_guid(std::string_view name);
 std::string random_user_code();
 
 std::string base64url(std::string_view data);
+// The raw 32-byte SHA-256 digest (PKCE S256: base64url(sha256(verifier))).
+std::string sha256(std::string_view data);
 std::string url_decode(std::string_view text);
 std::string url_encode(std::string_view text);
 std::string html_escape(std::string_view text);

@@ -332,6 +332,7 @@ identity:
 accounts:
   kitchen:
     client_id: any-string-will-do
+    redirect_uri: http://localhost:8400/callback
     client_secret_file: )" + secret.string() +
                                       R"(
     graph_allow: [/me]
@@ -406,6 +407,7 @@ accounts:
     tenant: contoso.com
     client_id: x
     resource: https://graph.microsoft.com
+    sign_in_method: device_code
 )"),
            std::vector<std::string>{
                "config.yaml:6: identity.protocol: does not apply to provider oidc",
@@ -716,11 +718,11 @@ TEST_CASE("config: a tenant that is not a name, id or domain is an error") {
         "contoso.onmicrosoft.com; Microsoft refuses `" +
         tenant + "` with AADSTS900023)"};
   };
-  for (const char* bad : {"-contoso.com", "contoso com", "contoso", "1234-abcd", "Common",
-                          "contoso.", "contoso..com"}) {
+  for (const char* bad :
+       {"-contoso.com", "contoso com", "contoso", "1234-abcd", "contoso.", "contoso..com"}) {
     CHECK_EQ(errors_of(minimal() + "    tenant: \"" + bad + "\"\n"), error(bad));
   }
-  for (const char* good : {"common", "organizations", "consumers", "contoso.onmicrosoft.com",
+  for (const char* good : {"common", "Organizations", "consumers", "contoso.onmicrosoft.com",
                            "contoso.com", "72f988bf-86f1-41af-91ab-2d7cd011db47"}) {
     CHECK_MESSAGE(errors_of(minimal() + "    tenant: " + good + "\n").empty(), good);
   }

@@ -74,17 +74,6 @@ TEST_CASE("oauth: an error returned with HTTP 200 is still an error") {
   CHECK(f.aadsts == 7000218);
 }
 
-TEST_CASE("oauth: conditional-access refusals tell the operator the tenant blocks device code") {
-  for (int code : {53003, 50097, 50005}) {
-    const std::string body = R"({"error":"access_denied","error_description":"AADSTS)" +
-                             std::to_string(code) + R"(: Blocked.","error_codes":[)" +
-                             std::to_string(code) + "]}";
-    const auto& f = failure_of(parse_token_response(answer(400, body)));
-    CHECK(f.description.find("blocks device-code sign-in") != std::string::npos);
-    CHECK(f.description.find("AADSTS" + std::to_string(code)) != std::string::npos);
-  }
-}
-
 TEST_CASE("oauth: network, timeout and TLS failures are transient with their own names") {
   CHECK(failure_of(parse_token_response(transport(TransportError::network))).error ==
         "network_error");

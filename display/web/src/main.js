@@ -11,6 +11,8 @@ import {
   topicsFor,
   parsePayload,
   codeDeadline,
+  isShowableCode,
+  urlPieces,
   view,
 } from './model.js';
 
@@ -28,13 +30,17 @@ const state = {
   authCode: null,
   codeDeadline: null,
   codeTotalMs: null, // the progress bar's 100 %
-  codeTotalFor: null, // ... for this user code
+  codeTotalFor: null, // ... for this user code (or sign-in address)
   graph: {},
   accounts: null, // from bridge/info, when no account is given
 };
 
 // The "Sign in" button's request in flight.
 const login = { transaction: null, timer: null, error: '' };
+
+// The pasted address's `complete` request in flight, and the last answer to show.
+//   status: '' | 'sending' | 'error' | 'ok'
+const complete = { transaction: null, timer: null, status: '', message: '' };
 
 let client = null;
 
@@ -45,7 +51,16 @@ function start() {
     return;
   }
   connect();
-  $('sign-in').addEventListener('click', requestLogin);
+  $('sign-in').addEventListener('click', () => requestLogin());
+  $('sign-in-browser').addEventListener('click', () => requestLogin('browser'));
+  $('complete-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendComplete();
+  });
+  // Open the paste field where there is something to paste with (a keyboard, a mouse, a
+  // touchscreen browser); a TV's remote finds it collapsed, one click away.
+  $('complete').open = hasKeyboardLikeInput();
+  window.addEventListener('resize', () => render());
   render();
   setInterval(render, 1000); // countdown, clock, meetings that start or end
 }
@@ -75,7 +90,7 @@ function connect() {
       wanted.push(topics.authState, topics.authCode, `${topics.graphPrefix}+`);
       // Replies to our own "Sign in" requests. A read-only display user may not read them:
       // the broker then refuses this one subscription, and the rest still works.
-      if (settings.controls) wanted.push(topics.loginResponse);
+      if (settings.controls) wanted.push(topics.loginResponse, topics.completeResponse);
     } else {
       wanted.push(topics.bridgeInfo);
     }
@@ -90,6 +105,7 @@ function connect() {
   client.on('close', () => {
     if (state.connection === 'connected') state.connection = 'reconnecting';
     if (login.transaction) clearLogin(); // its reply, if any, is lost with the connection
+    if (complete.transaction) failComplete('The connection to the broker dropped before graph2mqtt answered. Paste the address again.');
     render();
   });
   client.on('error', (err) => {
@@ -118,12 +134,14 @@ function onMessage(topic, payload, packet) {
     else delete state.graph[name]; // cleared: the tokens are gone
   } else if (topic === topics.loginResponse) {
     onLoginResponse(body);
+  } else if (topic === topics.completeResponse) {
+    onCompleteResponse(body);
   }
   render();
 }
 
 function onCode(body, packet, now) {
-  state.authCode = body && body.user_code ? body : null;
+  state.authCode = isShowableCode(body) ? body : null;
   if (!state.authCode) {
     state.codeDeadline = null;
     return;
@@ -134,8 +152,11 @@ function onCode(body, packet, now) {
   $('code-countdown').dataset.source = Number.isFinite(expiry) ? 'message-expiry' : 'expires_at';
   // The progress bar runs from when this screen first saw this code (a reconnection or a
   // re-published interval does not refill it).
-  if (state.codeTotalFor !== state.authCode.user_code) {
-    state.codeTotalFor = state.authCode.user_code;
+  const key = state.authCode.user_code || state.authCode.sign_in_url;
+  if (state.codeTotalFor !== key) {
+    state.codeTotalFor = key;
+    // A new sign-in: an answer about the previous one's address is moot.
+    if (!complete.transaction) Object.assign(complete, { status: '', message: '' });
     state.codeTotalMs = state.codeDeadline === null ? null : Math.max(1, state.codeDeadline - now);
   }
   clearLogin();
@@ -143,11 +164,19 @@ function onCode(body, packet, now) {
 
 // ---- the "Sign in" button ----------------------------------------------------------------
 
-function requestLogin() {
+function newTransaction() {
+  return `display-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+// method: undefined (the account's sign_in_method) or 'browser' (after a tenant's policy
+// refused the device code).
+function requestLogin(method) {
   if (!client || state.connection !== 'connected' || login.transaction) return;
-  login.transaction = `display-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 6)}`;
+  login.transaction = newTransaction();
   login.error = '';
-  const request = JSON.stringify({ account: settings.account, transaction: login.transaction });
+  const fields = { account: settings.account, transaction: login.transaction };
+  if (method) fields.method = method;
+  const request = JSON.stringify(fields);
   client.publish(topics.loginRequest, request, { qos: 1 }, (err) => {
     if (err) {
       // MQTT 5: the broker's ACL refused the publish (reason code 135, not authorized).
@@ -180,6 +209,74 @@ function clearLogin() {
   clearTimeout(login.timer);
   login.timer = null;
   login.transaction = null;
+}
+
+// ---- the pasted address (a browser sign-in's last step) ----------------------------------
+
+function hasKeyboardLikeInput() {
+  const m = (q) => window.matchMedia && window.matchMedia(q).matches;
+  return m('(any-pointer: fine)') || m('(any-hover: hover)') || m('(any-pointer: coarse)');
+}
+
+function sendComplete() {
+  const input = $('complete-url');
+  const url = input.value.trim();
+  if (!url || complete.transaction) return;
+  if (!client || state.connection !== 'connected') {
+    showComplete('error', 'There is no connection to the broker: try again in a moment.');
+    return;
+  }
+  if (!/[?&]?(code|error)=/.test(url)) {
+    // Not sent: the agent would refuse it, and the address may hold something private.
+    showComplete('error', 'That is not the address the sign-in ends at: it has no "code=" in it. ' +
+      'Copy the whole address from the browser\'s address bar after you signed in.');
+    return;
+  }
+  complete.transaction = newTransaction();
+  showComplete('sending', 'Finishing the sign-in…');
+  // The address holds the authorization code: it goes to the broker and nowhere else (no log).
+  const request = JSON.stringify({ account: settings.account, url, transaction: complete.transaction });
+  client.publish(topics.completeRequest, request, { qos: 1 }, (err) => {
+    if (err) {
+      const refused = err.code === 135 || /authori[sz]ed/i.test(err.message || '');
+      failComplete(
+        refused
+          ? 'This display may not finish a sign-in (the broker refused). Ask whoever runs the gateway.'
+          : `The address could not be sent: ${err.message || err}`,
+      );
+    }
+  });
+  // The agent answers when the token endpoint has; a display user that may not read the
+  // replies sees the result on auth/state instead.
+  complete.timer = setTimeout(() => {
+    if (complete.transaction) failComplete('graph2mqtt did not answer. If the screen does not change, paste the address again.');
+  }, 45000);
+}
+
+function onCompleteResponse(body) {
+  if (!body || body.transaction !== complete.transaction) return;
+  clearTimeout(complete.timer);
+  complete.transaction = null;
+  if (body.status === 'ok') {
+    $('complete-url').value = '';
+    showComplete('ok', 'Signed in.');
+  } else {
+    // The agent's own sentence (wrong or old address, declined, a network failure, …).
+    showComplete('error', body.error || 'graph2mqtt refused the address.');
+  }
+}
+
+function failComplete(message) {
+  clearTimeout(complete.timer);
+  complete.timer = null;
+  complete.transaction = null;
+  showComplete('error', message);
+}
+
+function showComplete(status, message) {
+  complete.status = status;
+  complete.message = message;
+  render();
 }
 
 // ---- rendering -----------------------------------------------------------------------------
@@ -224,8 +321,17 @@ function render() {
     renderSignedIn(v);
   } else if (screen === 'signed_out') {
     setText('signed-out-reason', v.reason);
+    setText('signed-out-detail', v.reasonDetail || '');
+    show('signed-out-detail', !!v.reasonDetail);
+    $('signed-out').dataset.policy = v.policy ? 'true' : 'false';
     show('sign-in', settings.controls);
     $('sign-in').disabled = state.connection !== 'connected';
+    // A tenant that refuses the device code: offer the browser sign-in (login with method).
+    show('sign-in-browser', settings.controls && v.policy);
+    // ... and make it the first choice: the plain button would meet the same refusal.
+    $('sign-in').classList.toggle('secondary', !!v.policy);
+    $('sign-in-browser').classList.toggle('secondary', !v.policy);
+    $('sign-in-browser').disabled = state.connection !== 'connected';
     setText('sign-in-error', login.error);
     show('sign-in-error', !!login.error);
   }
@@ -262,23 +368,33 @@ function renderStatus(v) {
 let qrShown = '';
 
 function renderCode(code, currentUser) {
-  setText('code-url', code.urlText || code.url);
-  const el = $('user-code');
-  const grouped = code.groups.join(' ');
-  if (el.dataset.code !== code.userCode) {
-    el.dataset.code = code.userCode;
-    el.replaceChildren(
-      ...code.groups.map((g) => {
-        const span = document.createElement('span');
-        span.className = 'group';
-        span.textContent = g;
-        return span;
-      }),
-    );
-    el.setAttribute('aria-label', grouped);
+  const browser = code.method === 'browser';
+  $('code').dataset.method = code.method;
+  show('device-steps', !browser);
+  show('browser-steps', browser);
+  setText('qr-caption', browser ? 'Scan with your phone to sign in' : 'or scan with your phone');
+  if (browser) {
+    renderBrowserSteps(code);
+  } else {
+    setUrl($('code-url'), code.urlText || code.url);
+    const el = $('user-code');
+    const grouped = code.groups.join(' ');
+    if (el.dataset.code !== code.userCode) {
+      el.dataset.code = code.userCode;
+      el.replaceChildren(
+        ...code.groups.map((g) => {
+          const span = document.createElement('span');
+          span.className = 'group';
+          span.textContent = g;
+          return span;
+        }),
+      );
+      el.setAttribute('aria-label', grouped);
+    }
+    el.classList.toggle('expired', code.expired);
+    fitWidth(el);
   }
-  el.classList.toggle('expired', code.expired);
-  setText('code-countdown', code.expired ? 'This code has expired' : code.countdown ? `expires in ${code.countdown}` : '');
+  setText('code-countdown', code.expired ? (browser ? 'This sign-in has expired' : 'This code has expired') : code.countdown ? `expires in ${code.countdown}` : '');
   const meter = $('code-meter');
   meter.style.width = code.fraction === null ? '0%' : `${(code.fraction * 100).toFixed(2)}%`;
   meter.dataset.low = code.fraction !== null && code.fraction < 0.2 ? 'true' : 'false';
@@ -292,12 +408,61 @@ function renderCode(code, currentUser) {
   $('qr').classList.toggle('expired', code.expired);
 }
 
+function renderBrowserSteps(code) {
+  const link = $('sign-in-link');
+  if (link.dataset.url !== code.url) {
+    link.dataset.url = code.url;
+    if (code.link) link.href = code.link;
+    else link.removeAttribute('href');
+    link.textContent = code.urlText;
+  }
+  show('complete', settings.controls);
+  show('complete-readonly', !settings.controls);
+  const sending = !!complete.transaction;
+  $('complete-send').disabled = sending || code.expired || state.connection !== 'connected';
+  $('complete-url').disabled = code.expired;
+  const status = $('complete-status');
+  status.dataset.status = complete.status;
+  setText('complete-status', complete.message);
+  show('complete-status', !!complete.message);
+  if (complete.status === 'error' && !$('complete').open) $('complete').open = true;
+}
+
+// A URL as text with a line-break opportunity after each / . ? & = (no innerHTML).
+function setUrl(el, text) {
+  if (el.dataset.text === text) return;
+  el.dataset.text = text;
+  const nodes = [];
+  for (const piece of urlPieces(text)) {
+    nodes.push(document.createTextNode(piece), document.createElement('wbr'));
+  }
+  el.replaceChildren(...nodes);
+}
+
+// Shrinks a no-wrap element's font until it fits its container's width (a long code in
+// portrait, a small screen); back to the stylesheet's size first, so it grows again too.
+function fitWidth(el) {
+  const box = el.parentElement;
+  const key = `${el.dataset.code}|${box.clientWidth}|${window.innerHeight}`;
+  if (el.dataset.fit === key) return;
+  el.dataset.fit = key;
+  el.style.fontSize = '';
+  const avail = box.clientWidth - (parseFloat(getComputedStyle(box).paddingLeft) || 0);
+  const width = el.getBoundingClientRect().width;
+  if (avail > 0 && width > avail) {
+    const size = parseFloat(getComputedStyle(el).fontSize);
+    el.style.fontSize = `${Math.floor(size * (avail / width) * 0.97)}px`;
+  }
+}
+
 // The QR code as an SVG built from the module matrix (crisp at any size, no innerHTML).
 function drawQr(container, text) {
   container.dataset.text = text;
   container.replaceChildren();
   if (!text) return;
-  const qr = QRCode.create(text, { errorCorrectionLevel: 'M' });
+  // A long browser sign-in address: level L keeps the modules large enough to scan off a
+  // screen (no print, no dirt to correct for).
+  const qr = QRCode.create(text, { errorCorrectionLevel: text.length > 200 ? 'L' : 'M' });
   const size = qr.modules.size;
   const margin = 4; // the quiet zone a scanner needs
   const ns = 'http://www.w3.org/2000/svg';

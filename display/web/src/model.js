@@ -50,6 +50,8 @@ export function topicsFor(settings) {
     bridgeInfo: `${base}/bridge/info`,
     loginRequest: `${base}/bridge/request/login`,
     loginResponse: `${base}/bridge/response/login`,
+    completeRequest: `${base}/bridge/request/complete`,
+    completeResponse: `${base}/bridge/response/complete`,
     authCode: `${base}/${account}/auth/code`,
     authState: `${base}/${account}/auth/state`,
     graphPrefix: `${base}/${account}/graph/`,
@@ -90,9 +92,40 @@ export function formatCountdown(ms) {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
-// The URL to put in the QR code: the one that pre-fills the code when there is one.
+// A browser sign-in (§6 of the contract) has a sign_in_url and no user code.
+export function isBrowserSignIn(code) {
+  return !!code && code.method === 'browser' && typeof code.sign_in_url === 'string' && code.sign_in_url !== '';
+}
+
+// A code worth showing: a device code with its user code, or a browser sign-in with its URL.
+export function isShowableCode(code) {
+  return !!code && (isBrowserSignIn(code) || (typeof code.user_code === 'string' && code.user_code !== ''));
+}
+
+// The URL to put in the QR code: the browser sign-in's address (nobody types it), else the one
+// that pre-fills the device code when there is one, else the one to type.
 export function qrTarget(code) {
+  if (isBrowserSignIn(code)) return code.sign_in_url;
   return code?.verification_uri_complete || code?.verification_uri || '';
+}
+
+// Only web addresses become links (a payload is never trusted to be harmless).
+export function safeLink(url) {
+  return /^https?:\/\/[^\s]+$/i.test(String(url || '')) ? String(url) : '';
+}
+
+// "login.microsoftonline.com/…" for a long sign-in URL: enough to recognise it; the link and
+// the QR code carry the whole address.
+export function shortUrl(url) {
+  const m = String(url || '').match(/^https?:\/\/([^/?#]+)(.*)$/i);
+  if (!m) return displayUrl(url);
+  return m[2] && m[2] !== '/' ? `${m[1]}/…` : m[1];
+}
+
+// The pieces of a URL to show with a line-break opportunity after each / . ? & = (so a long
+// address wraps at a sensible point, never mid-word unless a piece alone is wider than the line).
+export function urlPieces(text) {
+  return String(text || '').match(/[^/.?&=]*[/.?&=]+|[^/.?&=]+$/g) || [];
 }
 
 // The URL as a person would type it: no scheme, no trailing slash.
@@ -219,8 +252,9 @@ const REASONS = {
   logout: 'Signed out.',
   cancelled: 'The sign-in was cancelled.',
   declined: 'The sign-in was declined.',
-  code_expired: 'The code expired before anyone used it.',
+  code_expired: 'The sign-in expired before anyone finished it.',
   refresh_rejected: 'Microsoft ended the session. Please sign in again.',
+  blocked: 'Your organisation blocks this way of signing in. Ask your administrator.',
   error: 'The sign-in failed. Please try again.',
   shutdown: 'The sign-in stopped when the agent shut down.',
 };
@@ -228,6 +262,35 @@ const REASONS = {
 export function reasonText(reason) {
   if (!reason) return 'Nobody is signed in on this screen yet.';
   return REASONS[reason] ?? `Signed out (${reason}).`;
+}
+
+export const POLICY_SENTENCE =
+  'Your organisation blocks sign-in with a code — ask your administrator, or use the browser sign-in.';
+
+// Why a sign-in ended, from auth/state's reason and error ({error, description, policy}):
+//   { text, detail, policy } — `text` the sentence in large type, `detail` the small print
+//   (the platform's own description, when the sentence is not already it), `policy` true when
+//   the tenant's policy refused the device code (the page then offers the browser sign-in).
+export function signedOutView(st) {
+  const reason = st?.reason ?? null;
+  const err = st?.error && typeof st.error === 'object' ? st.error : null;
+  const description = typeof err?.description === 'string' ? err.description.trim() : '';
+  const code = typeof err?.error === 'string' ? err.error : '';
+  if (err && (err.policy === 'security_defaults' || err.policy === 'conditional_access')) {
+    return { text: POLICY_SENTENCE, detail: description, policy: true };
+  }
+  if (err && /AADSTS(90002|900023)\b/.test(description)) {
+    const tenant = description.match(/'([^']{1,200})'/);
+    return {
+      text: tenant ? `Unknown tenant '${tenant[1]}'.` : 'Unknown tenant.',
+      detail: `${description} Check the tenant in graph2mqtt's configuration.`,
+      policy: false,
+    };
+  }
+  if (err && (description || code)) {
+    return { text: description || `The sign-in failed (${code}).`, detail: '', policy: false };
+  }
+  return { text: reasonText(reason), detail: '', policy: reason === 'blocked' };
 }
 
 // Everything the page renders, from the MQTT-side state and the time.
@@ -250,15 +313,18 @@ export function view(s, nowMs) {
   const { presence, calendar, me } = pickResources(s.graph || {});
   const name = user?.name || user?.username || (me ? s.graph[me].displayName : '') || '';
 
-  if (code && code.user_code) {
+  if (isShowableCode(code)) {
     const deadline = s.codeDeadline ?? codeDeadline(code, undefined, nowMs);
     const left = deadline === null ? null : deadline - nowMs;
+    const browser = isBrowserSignIn(code);
     out.screen = 'code';
     out.code = {
-      userCode: code.user_code,
-      groups: groupCode(code.user_code),
-      url: code.verification_uri || '',
-      urlText: displayUrl(code.verification_uri),
+      method: browser ? 'browser' : 'device_code',
+      userCode: browser ? '' : code.user_code,
+      groups: browser ? [] : groupCode(code.user_code),
+      url: browser ? code.sign_in_url : code.verification_uri || '',
+      urlText: browser ? shortUrl(code.sign_in_url) : displayUrl(code.verification_uri),
+      link: browser ? safeLink(code.sign_in_url) : '',
       qr: qrTarget(code),
       expired: left !== null && left <= 0,
       countdown: left === null ? '' : formatCountdown(left),
@@ -283,6 +349,9 @@ export function view(s, nowMs) {
     return out;
   }
   out.screen = 'signed_out';
-  out.reason = reasonText(st.reason);
+  const why = signedOutView(st);
+  out.reason = why.text;
+  out.reasonDetail = why.detail;
+  out.policy = why.policy;
   return out;
 }

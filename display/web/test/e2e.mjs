@@ -170,6 +170,7 @@ async function serveDist() {
 // ---- the test ------------------------------------------------------------------------------
 
 const ports = {};
+const consoleLinesRef = [];
 let currentPage = null; // for a screenshot when something fails
 
 async function main() {
@@ -186,7 +187,7 @@ async function main() {
   // users: the agent, a TV that may read its account and ask for a sign-in, and an observer.
   ports.mqtt = await freePort();
   ports.ws = await freePort();
-  const passwords = { agent: 'agent-secret', tv: 'tv-secret', observer: 'observer-secret' };
+  const passwords = { agent: 'agent-secret', tv: 'tv-secret', observer: 'observer-secret', display: 'display-secret' };
   const passwd = join(work, 'passwd');
   writeFileSync(passwd, '');
   for (const [user, password] of Object.entries(passwords)) {
@@ -195,8 +196,11 @@ async function main() {
   writeFileSync(join(work, 'acl'), [
     'user agent', `topic readwrite ${BASE}/#`, '',
     'user tv', `topic read ${BASE}/bridge/state`, `topic read ${BASE}/+/auth/#`, `topic read ${BASE}/+/graph/#`,
-    `topic read ${BASE}/bridge/response/login`, `topic write ${BASE}/bridge/request/login`, '',
+    `topic read ${BASE}/bridge/response/login`, `topic write ${BASE}/bridge/request/login`,
+    `topic read ${BASE}/bridge/response/complete`, `topic write ${BASE}/bridge/request/complete`, '',
     'user observer', `topic read ${BASE}/#`, '',
+    // A read-only screen (as config/mosquitto.acl's display user): it may not send complete.
+    'user display', `topic read ${BASE}/bridge/state`, `topic read ${BASE}/+/auth/#`, `topic read ${BASE}/+/graph/#`, '',
   ].join('\n'));
   const conf = [
     'persistence false',
@@ -300,11 +304,12 @@ accounts:
     viewport: { width: 1920, height: 1080 },
     timezoneId: 'UTC',
     locale: 'en-GB',
+    reducedMotion: 'reduce', // the countdown bar is where it belongs in every screenshot
   });
   closers.unshift(() => context.close());
   const page = context.pages()[0] || (await context.newPage());
   currentPage = page;
-  const consoleLines = [];
+  const consoleLines = consoleLinesRef;
   const pageErrors = [];
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -401,11 +406,298 @@ accounts:
   check(/signed in as Adele Vance; presence: Busy \(in a meeting\)/.test(termText), 'scripts/display showed the sign-in and the presence');
   check(/\[agent offline\]/.test(termText), 'scripts/display showed the agent offline');
 
+  await synthetic({ page, httpPort, passwords });
+
   check(pageErrors.length === 0, `no script errors on the page ${pageErrors.length ? JSON.stringify(pageErrors) : ''}`);
   writeFileSync(join(artifacts, 'console.log'), consoleLines.join('\n') + '\n');
   const counters = await sim('/_sim/counters');
   writeFileSync(join(artifacts, 'simulator-counters.json'), JSON.stringify(counters, null, 2));
   log(`simulator: ${counters.interval_violations} interval violations, ${counters.slow_down_sent} slow_down`);
+}
+
+// ---- the browser sign-in, the layouts and the refusals -----------------------------------
+// The agent stopped; the test now publishes what an agent would, in the contract's shapes
+// (retained auth/code and auth/state, replies to `complete`), for an account "hall", and
+// answers the page's requests itself. Each layout is checked at three screen sizes.
+
+const SIZES = [
+  { name: 'landscape', width: 1920, height: 1080 },
+  { name: 'portrait', width: 1080, height: 1920 },
+  { name: 'small', width: 800, height: 480 },
+];
+const HALL = 'hall';
+const b64url = (n, seed) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 37 + seed) % 256)).toString('base64url');
+const STATE = b64url(32, 11);
+const SIGN_IN_URL = 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize' +
+  '?client_id=11111111-2222-3333-4444-555555555555&response_type=code' +
+  '&redirect_uri=https%3A%2F%2Flogin.microsoftonline.com%2Fcommon%2Foauth2%2Fnativeclient' +
+  '&response_mode=query&scope=offline_access%20openid%20profile%20User.Read%20Presence.Read%20Calendars.Read' +
+  `&state=${STATE}&code_challenge=${b64url(32, 5)}&code_challenge_method=S256`;
+const iso = (ms) => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
+
+// The boxes of these elements must not intersect, and each must lie inside the viewport.
+const BOXES = {
+  device_code: ['#code .title', '#code-url', '#user-code', '#code .countdown', '#qr', '#qr-caption'],
+  browser: ['#code .title', '#browser-steps > li:nth-child(1)', '#browser-steps > li:nth-child(2)',
+    '#browser-steps > li:nth-child(3)', '#code .countdown', '#qr', '#qr-caption'],
+};
+
+async function checkLayout(page, size, method) {
+  const boxes = [];
+  for (const selector of BOXES[method]) {
+    const box = await page.locator(selector).boundingBox();
+    if (!box) throw new Error(`${selector} is not shown (${method}, ${size.name})`);
+    boxes.push({ selector, ...box });
+  }
+  const inside = boxes.filter((b) => b.x >= 0 && b.y >= 0 && b.x + b.width <= size.width + 0.5 && b.y + b.height <= size.height + 0.5);
+  check(inside.length === boxes.length,
+    `${method} at ${size.width}x${size.height}: every box inside the screen ${inside.length === boxes.length ? '' : JSON.stringify(boxes.filter((b) => !inside.includes(b)))}`);
+  const overlaps = [];
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const a = boxes[i];
+      const b = boxes[j];
+      const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+      const h = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+      if (w > 0.5 && h > 0.5) overlaps.push(`${a.selector} / ${b.selector}`);
+    }
+  }
+  check(overlaps.length === 0, `${method} at ${size.width}x${size.height}: no two boxes overlap ${overlaps.join(', ')}`);
+  // Nothing is cut off inside its box either (a code too wide for its line, a URL too long).
+  const clipped = await page.evaluate((selectors) => selectors.filter((s) => {
+    const el = document.querySelector(s);
+    return el.scrollWidth > el.clientWidth + 1;
+  }), BOXES[method]);
+  check(clipped.length === 0, `${method} at ${size.width}x${size.height}: no box overflows ${clipped.join(', ')}`);
+}
+
+async function decodeQr(page, file) {
+  const png = PNG.sync.read(await page.locator('#qr').screenshot({ path: file }));
+  const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  return decoded ? decoded.data : null;
+}
+
+async function synthetic({ page, httpPort, passwords }) {
+  const fake = mqtt.connect(`mqtt://127.0.0.1:${ports.mqtt}`, {
+    protocolVersion: 5, username: 'agent', password: passwords.agent, reconnectPeriod: 500,
+  });
+  closers.unshift(() => new Promise((ok) => fake.end(true, {}, ok)));
+  await until('the fake agent to connect', () => fake.connected, 10000);
+  const requests = { complete: [], login: [] };
+  fake.on('message', (topic, payload, packet) => {
+    const action = topic.slice(`${BASE}/bridge/request/`.length);
+    if (requests[action]) requests[action].push({ body: JSON.parse(payload.toString()), retain: packet.retain });
+  });
+  await fake.subscribeAsync(`${BASE}/bridge/request/+`, { qos: 1 });
+  const pub = (topic, body, options = {}) => fake.publishAsync(`${BASE}/${topic}`, body === null ? '' : JSON.stringify(body), { qos: 1, ...options });
+  const retain = (topic, body, expiry) => pub(topic, body, { retain: true, ...(expiry ? { properties: { messageExpiryInterval: expiry } } : {}) });
+  await retain('bridge/state', { state: 'online' });
+  const signedOut = (reason, error = null) => ({ state: 'signed_out', since: iso(Date.now()), user: null, expires_at: null,
+    scopes: [], reason, code: null, error });
+
+  const deviceCode = () => ({ method: 'device_code', user_code: 'E4AAFX9VN', verification_uri: 'https://microsoft.com/devicelogin',
+    verification_uri_complete: null, sign_in_url: null,
+    message: 'To sign in, use a web browser to open the page https://microsoft.com/devicelogin and enter the code E4AAFX9VN to authenticate.',
+    expires_at: iso(Date.now() + 900000), interval: 5 });
+  const browserCode = () => ({ method: 'browser', user_code: null, verification_uri: null, verification_uri_complete: null,
+    sign_in_url: SIGN_IN_URL, message: `To sign in, open ${SIGN_IN_URL} and paste the address your browser ends at.`,
+    expires_at: iso(Date.now() + 900000), interval: null });
+  const pending = async (code) => {
+    await retain(`${HALL}/auth/code`, code, 900);
+    await retain(`${HALL}/auth/state`, { state: 'pending', since: iso(Date.now()), user: null, expires_at: code.expires_at,
+      scopes: [], reason: null, code, error: null }, 900);
+  };
+
+  const terminal = start('terminal-display-hall', [join(repo, 'scripts', 'display'), HALL, '--port', String(ports.mqtt),
+    '--base', BASE, '--user', 'observer', '--password', passwords.observer]);
+  const termSays = (what, re) => until(`scripts/display to show ${what}`, () => re.test(readFileSync(terminal.logFile, 'utf8')));
+
+  const query = new URLSearchParams({ account: HALL, base: BASE, broker: `ws://127.0.0.1:${ports.ws}`, username: 'tv', password: passwords.tv });
+  await page.goto(`http://127.0.0.1:${httpPort}/?${query}`);
+  await page.locator('#agent-status', { hasText: 'Agent online' }).waitFor();
+
+  // A device code and a browser sign-in at each size: nothing overlaps, the QR code scans.
+  for (const [method, code] of [['device_code', deviceCode()], ['browser', browserCode()]]) {
+    await pending(code);
+    await page.locator(`#code[data-method="${method}"]`).waitFor({ state: 'visible' });
+    const expected = method === 'browser' ? SIGN_IN_URL : code.verification_uri;
+    for (const size of SIZES) {
+      await page.setViewportSize({ width: size.width, height: size.height });
+      await page.waitForFunction(([w, h]) => innerWidth === w && innerHeight === h, [size.width, size.height]);
+      await page.locator(`#qr[data-text="${expected}"]`).waitFor();
+      await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok))));
+      await checkLayout(page, size, method);
+      const shot = join(artifacts, `4-${method}-${size.name}.png`);
+      await page.screenshot({ path: shot });
+      const decoded = await decodeQr(page, join(artifacts, `4-${method}-${size.name}-qr.png`));
+      check(decoded === expected, `${method} at ${size.width}x${size.height}: the QR code decodes to ${expected.length > 60 ? `the ${expected.length}-character sign_in_url` : expected} (got ${decoded && decoded.slice(0, 80)})`);
+      if (method === 'device_code') {
+        // The URL breaks only between its pieces (after / or .), never inside a word.
+        const broken = await page.evaluate(() => [...document.querySelectorAll('#code-url')].flatMap((el) => [...el.childNodes]
+          .filter((n) => n.nodeType === 3).filter((n) => {
+            const r = document.createRange();
+            r.selectNodeContents(n);
+            return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size > 1;
+          }).map((n) => n.textContent)));
+        check(broken.length === 0, `the URL wraps only at / and . at ${size.width}x${size.height} ${broken.join(' ')}`);
+        check((await page.locator('#user-code').innerText()).replace(/\s+/g, '') === 'E4AAFX9VN', `the code is whole at ${size.width}x${size.height}`);
+      }
+    }
+    if (method === 'device_code') {
+      // Another provider's long code (up to 32 characters): scaled down to fit, still whole.
+      const long = { ...code, user_code: 'WDJB-MJHT-ABCD-EFGH-JKLM-NPQR-ST', expires_at: iso(Date.now() + 900000) };
+      await pending(long);
+      await page.locator(`#user-code[data-code="${long.user_code}"]`).waitFor();
+      await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok))));
+      await checkLayout(page, SIZES[2], method);
+      check((await page.locator('#user-code').innerText()) === long.user_code, 'a 32-character code is shown whole at 800x480');
+    }
+    await page.setViewportSize({ width: 1920, height: 1080 });
+    if (method === 'device_code') {
+      await termSays('the device code', /code: E4AAFX9VN at https:\/\/microsoft\.com\/devicelogin/);
+    }
+  }
+
+  // The browser sign-in: the terminal display shows the address and how to finish.
+  await termSays('the browser sign-in', /sign in with a browser: open https:\/\/login\.microsoftonline\.com\//);
+  const termText = readFileSync(terminal.logFile, 'utf8');
+  check(termText.includes(SIGN_IN_URL), 'scripts/display shows the whole sign_in_url');
+  check(termText.includes(`mosquitto_pub -h 127.0.0.1 -p ${ports.mqtt} -t ${BASE}/bridge/request/complete -m '{"account":"${HALL}","url":"<the address>"}'`)
+    && termText.includes(`graph2mqtt login ${HALL} --browser`), 'scripts/display says how to finish: complete, or graph2mqtt login --browser');
+  // On a terminal (script(1) gives it one) it draws a QR code of the sign_in_url with qrencode.
+  if (existsSync('/usr/bin/qrencode') && existsSync('/usr/bin/script')) {
+    const sh = (w) => `'${String(w).replace(/'/g, "'\\''")}'`;
+    const cmd = [join(repo, 'scripts', 'display'), HALL, '--port', ports.mqtt, '--base', BASE, '--user', 'observer', '--password', passwords.observer].map(sh).join(' ');
+    const expectedLines = execFileSync('/usr/bin/qrencode', ['-t', 'ansiutf8', '-m', '2', '--', SIGN_IN_URL]).toString().split('\n').filter((l) => /[▀▄█]{10}/.test(l));
+    const tty = start('terminal-display-tty', ['/usr/bin/script', '-qfec', cmd, '/dev/null']);
+    const drawn = () => {
+      const text = readFileSync(tty.logFile, 'utf8');
+      return text.includes(SIGN_IN_URL) && text.includes('scan the QR code below') && expectedLines.every((l) => text.includes(l));
+    };
+    try {
+      await until('scripts/display on a terminal to draw the QR code', drawn);
+    } catch { /* the check below says what was missing */ }
+    await stop(tty);
+    writeFileSync(join(artifacts, 'terminal-display-tty.txt'), readFileSync(tty.logFile, 'utf8'));
+    check(expectedLines.length > 20 && drawn(), `scripts/display on a terminal draws qrencode's QR code of the sign_in_url (${expectedLines.length} lines)`);
+  } else {
+    log('qrencode or script(1) is not installed: the terminal QR code is not checked');
+  }
+
+  // The paste field: a wrong address (the agent refuses it), not an address at all (the page
+  // refuses it and sends nothing), then the right one (signed in).
+  await page.locator('#complete-url').waitFor({ state: 'visible' });
+  check(await page.locator('#complete').evaluate((d) => d.open), 'the paste field is open on a screen with a pointer');
+  const wrongUrl = 'https://login.microsoftonline.com/common/oauth2/nativeclient?code=0.AWrong-code&state=not-this-sign-in';
+  const rightUrl = `https://login.microsoftonline.com/common/oauth2/nativeclient?code=0.ARight-code_xyz&state=${STATE}&session_state=1234`;
+  const refusal = 'This address is not from the sign-in that is waiting (its state does not match): sign in again from the QR code.';
+  let answer = (req) => ({ status: 'error', error: refusal, transaction: req.transaction });
+  fake.on('message', async (topic, payload) => {
+    if (topic !== `${BASE}/bridge/request/complete`) return;
+    const req = JSON.parse(payload.toString());
+    const reply = answer(req);
+    await pub('bridge/response/complete', reply);
+    if (reply.status === 'ok') {
+      await retain(`${HALL}/auth/code`, null);
+      await retain(`${HALL}/auth/state`, { state: 'signed_in', since: iso(Date.now()), user: { name: 'Megan Bowen', username: 'megan@contoso.com' },
+        expires_at: iso(Date.now() + 3600000), scopes: ['User.Read'], reason: null, code: null, error: null });
+    }
+  });
+  // A screen whose broker user may not publish complete: the page says so, nothing reaches the
+  // agent. With controls=0 there is no field at all.
+  const readOnly = await page.context().newPage();
+  await readOnly.goto(`http://127.0.0.1:${httpPort}/?${new URLSearchParams({ account: HALL, base: BASE,
+    broker: `ws://127.0.0.1:${ports.ws}`, username: 'display', password: passwords.display })}`);
+  await readOnly.locator('#complete-url').waitFor({ state: 'visible' });
+  await readOnly.fill('#complete-url', wrongUrl);
+  await readOnly.click('#complete-send');
+  await readOnly.locator('#complete-status[data-status="error"]').waitFor();
+  check(/may not finish a sign-in/.test(await readOnly.locator('#complete-status').innerText()),
+    `a display user without write rights on request/complete is told so (${await readOnly.locator('#complete-status').innerText()})`);
+  // A TV (no keyboard, no pointer): the field is there, collapsed, one click away.
+  await readOnly.addInitScript(() => {
+    const real = window.matchMedia.bind(window);
+    window.matchMedia = (q) => (/pointer|hover/.test(q) ? { matches: false, media: q, addEventListener() {}, removeEventListener() {} } : real(q));
+  });
+  await readOnly.reload();
+  await readOnly.locator('#complete summary').waitFor({ state: 'visible' });
+  check(!(await readOnly.locator('#complete').evaluate((d) => d.open)) && !(await readOnly.locator('#complete-url').isVisible()),
+    'on a screen without keyboard or pointer the paste field is collapsed');
+  await readOnly.click('#complete summary');
+  await readOnly.locator('#complete-url').waitFor({ state: 'visible' });
+  log('... and opens with one click');
+  await readOnly.goto(`http://127.0.0.1:${httpPort}/?${new URLSearchParams({ account: HALL, base: BASE,
+    broker: `ws://127.0.0.1:${ports.ws}`, username: 'display', password: passwords.display, controls: '0' })}`);
+  await readOnly.locator('#complete-readonly').waitFor({ state: 'visible' });
+  check(!(await readOnly.locator('#complete').isVisible()), 'controls=0: no paste field, a line that says where the address goes');
+  await readOnly.close();
+  check(requests.complete.length === 0, 'the refused publish never reached the agent');
+
+  await page.fill('#complete-url', wrongUrl);
+  await page.click('#complete-send');
+  await page.locator('#complete-status[data-status="error"]', { hasText: 'state does not match' }).waitFor();
+  check((await page.locator('#complete-status').innerText()) === refusal, 'the agent\'s refusal is shown under the paste field');
+  await page.screenshot({ path: join(artifacts, '5-browser-refused.png') });
+  await page.fill('#complete-url', 'hello');
+  await page.click('#complete-send');
+  await page.locator('#complete-status[data-status="error"]', { hasText: 'no "code="' }).waitFor();
+  answer = (req) => ({ status: 'ok', data: { state: 'signed_in' }, transaction: req.transaction });
+  await page.fill('#complete-url', `  ${rightUrl}\n`);
+  await page.press('#complete-url', 'Enter');
+  await page.locator('#signed-in-text', { hasText: 'Megan Bowen' }).waitFor();
+  check(requests.complete.length === 2, `the page sent two complete requests, not the one without a code (${requests.complete.length})`);
+  const [first, second] = requests.complete;
+  check(first.body.account === HALL && first.body.url === wrongUrl && !first.retain, 'complete carries the account and the pasted address, not retained');
+  check(second.body.url === rightUrl && typeof second.body.transaction === 'string', 'the second complete carries the right address, trimmed');
+  check(await page.locator('#signed-in-text').innerText() === 'Megan Bowen', 'after complete: "Signed in as Megan Bowen"');
+  const consoleText = consoleLinesRef.join('\n');
+  check(!consoleText.includes('ARight-code'), 'the pasted address is not in the page\'s console');
+
+  // Why a sign-in ended: a tenant's policy, an unknown tenant, and the plain reasons.
+  const policyError = { error: 'invalid_request',
+    description: 'AADSTS530035: Access has been blocked by security defaults. Turn security defaults off, or use the browser sign-in.',
+    policy: 'security_defaults' };
+  await retain(`${HALL}/auth/state`, signedOut('blocked', policyError));
+  await page.locator('#signed-out[data-policy="true"]').waitFor({ state: 'visible' });
+  check(await page.locator('#signed-out-reason').innerText() ===
+    'Your organisation blocks sign-in with a code — ask your administrator, or use the browser sign-in.', 'a policy refusal: the sentence');
+  check((await page.locator('#signed-out-detail').innerText()).includes('AADSTS530035'), 'a policy refusal: the description in small print');
+  for (const size of SIZES) {
+    await page.setViewportSize({ width: size.width, height: size.height });
+    await page.waitForFunction(([w, h]) => innerWidth === w && innerHeight === h, [size.width, size.height]);
+    const boxes = await Promise.all(['#signed-out-reason', '#signed-out-detail', '#sign-in', '#sign-in-browser'].map((s) => page.locator(s).boundingBox()));
+    check(boxes.every((b) => b && b.y >= 0 && b.y + b.height <= size.height && b.x >= 0 && b.x + b.width <= size.width),
+      `the policy refusal fits ${size.width}x${size.height}`);
+    await page.screenshot({ path: join(artifacts, `6-blocked-${size.name}.png`) });
+  }
+  await page.setViewportSize({ width: 1920, height: 1080 });
+  await termSays('the policy sentence', /signed out: Your organisation blocks sign-in with a code/);
+  await page.click('#sign-in-browser');
+  const login = await until('a login request with method browser', () => requests.login.find((r) => r.body.method === 'browser' && r.body.account === HALL));
+  log('the "Sign in with a browser" button asked for a browser sign-in');
+  // As the agent would: the browser sign-in goes out, then the reply.
+  await pending(browserCode());
+  await pub('bridge/response/login', { status: 'ok', data: { state: 'pending' }, transaction: login.body.transaction });
+  await page.locator('#code[data-method="browser"]').waitFor({ state: 'visible' });
+  await retain(`${HALL}/auth/code`, null);
+
+  await retain(`${HALL}/auth/state`, signedOut('error', { error: 'invalid_request',
+    description: "AADSTS90002: Tenant 'contoso.example' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+    policy: null }));
+  await page.locator('#signed-out-reason', { hasText: 'Unknown tenant' }).waitFor();
+  check(await page.locator('#signed-out-reason').innerText() === "Unknown tenant 'contoso.example'.", 'an unknown tenant: "Unknown tenant \'contoso.example\'."');
+  check(!(await page.locator('#sign-in-browser').isVisible()), 'no browser button when the policy is not the cause');
+  await page.screenshot({ path: join(artifacts, '6-unknown-tenant.png') });
+  await termSays('the unknown tenant', /signed out: Unknown tenant 'contoso\.example'/);
+
+  for (const [reason, text] of [['declined', 'The sign-in was declined.'], ['code_expired', 'The sign-in expired before anyone finished it.'],
+    ['cancelled', 'The sign-in was cancelled.'], ['logout', 'Signed out.'], ['shutdown', 'The sign-in stopped when the agent shut down.']]) {
+    await retain(`${HALL}/auth/state`, signedOut(reason));
+    await page.locator('#signed-out-reason', { hasText: text }).waitFor();
+  }
+  log('declined, code_expired, cancelled, logout and shutdown each have their line');
+  await stop(terminal);
+  writeFileSync(join(artifacts, 'terminal-display-hall.txt'), readFileSync(terminal.logFile, 'utf8'));
 }
 
 async function cleanup() {

@@ -14,6 +14,14 @@ import {
   parseGraphTime,
   pickResources,
   view,
+  isBrowserSignIn,
+  isShowableCode,
+  safeLink,
+  shortUrl,
+  urlPieces,
+  signedOutView,
+  topicsFor,
+  POLICY_SENTENCE,
 } from '../src/model.js';
 
 const loc = (search, protocol = 'http:', hostname = 'gateway.local') => ({ search, protocol, hostname });
@@ -125,4 +133,96 @@ test('screens', () => {
   assert.deepEqual([s.screen, s.name, s.username, s.presence.label, s.presence.activity, s.meetings],
     ['signed_in', 'Adele Vance', 'adele@contoso.com', 'Busy', 'In a call', null]);
   assert.equal(view({ ...base, bridge: 'offline', authState: { state: 'signed_in', user: null } }, now).agentOffline, true);
+});
+
+const SIGN_IN_URL = 'https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize?client_id=1&response_type=code&state=abc&code_challenge=xyz&code_challenge_method=S256';
+const browser = { method: 'browser', user_code: null, verification_uri: null, verification_uri_complete: null,
+  sign_in_url: SIGN_IN_URL, message: 'To sign in, open ...', expires_at: '2026-11-26T19:19:05Z', interval: null };
+
+test('a browser sign-in: the QR code is the sign_in_url, there is no code to type', () => {
+  assert.equal(isBrowserSignIn(browser), true);
+  assert.equal(isBrowserSignIn({ ...browser, sign_in_url: null }), false);
+  assert.equal(isBrowserSignIn(code), false);
+  assert.equal(isShowableCode(browser), true);
+  assert.equal(isShowableCode(code), true);
+  assert.equal(isShowableCode({ method: 'browser', sign_in_url: '' }), false);
+  assert.equal(isShowableCode(null), false);
+  assert.equal(qrTarget(browser), SIGN_IN_URL);
+  // device_code with method set, as the contract's auth/code now carries it
+  assert.equal(qrTarget({ ...code, method: 'device_code', sign_in_url: null }), 'https://microsoft.com/devicelogin');
+  const now = Date.parse('2026-11-26T19:04:05Z');
+  const v = view({ ...base, authState: { state: 'pending', code: browser }, authCode: browser, codeDeadline: now + 900000, codeTotalMs: 900000 }, now);
+  assert.equal(v.screen, 'code');
+  assert.deepEqual([v.code.method, v.code.userCode, v.code.qr, v.code.link, v.code.urlText, v.code.countdown],
+    ['browser', '', SIGN_IN_URL, SIGN_IN_URL, 'login.microsoftonline.com/…', '15:00']);
+  // auth/code cleared, auth/state still pending with its copy
+  assert.equal(view({ ...base, authState: { state: 'pending', code: browser } }, now).code.method, 'browser');
+  assert.equal(view({ ...base, authCode: { ...code, method: 'device_code' } }, now).code.method, 'device_code');
+});
+
+test('links and URL pieces', () => {
+  assert.equal(safeLink('https://login.microsoftonline.com/x'), 'https://login.microsoftonline.com/x');
+  assert.equal(safeLink('javascript:alert(1)'), '');
+  assert.equal(safeLink('https://a b'), '');
+  assert.equal(shortUrl('https://microsoft.com'), 'microsoft.com');
+  assert.equal(shortUrl('https://login.example/a?b'), 'login.example/…');
+  assert.deepEqual(urlPieces('microsoft.com/devicelogin'), ['microsoft.', 'com/', 'devicelogin']);
+  assert.equal(urlPieces('a.b/c?d=e&f').join(''), 'a.b/c?d=e&f');
+  assert.deepEqual(urlPieces(''), []);
+});
+
+test('the complete command\'s topics', () => {
+  const t = topicsFor({ base: 'graph2mqtt', account: 'hall' });
+  assert.equal(t.completeRequest, 'graph2mqtt/bridge/request/complete');
+  assert.equal(t.completeResponse, 'graph2mqtt/bridge/response/complete');
+});
+
+const out = (reason, error = null) => ({ state: 'signed_out', reason, error });
+
+test('why a sign-in ended: the tenant\'s policy', () => {
+  for (const policy of ['security_defaults', 'conditional_access']) {
+    const w = signedOutView(out('blocked', { error: 'invalid_request', description: 'AADSTS530035: Access has been blocked by security defaults.', policy }));
+    assert.equal(w.text, 'Your organisation blocks sign-in with a code — ask your administrator, or use the browser sign-in.');
+    assert.equal(w.text, POLICY_SENTENCE);
+    assert.equal(w.detail, 'AADSTS530035: Access has been blocked by security defaults.');
+    assert.equal(w.policy, true);
+  }
+  // blocked without an error object still says so, and offers the browser
+  assert.deepEqual(signedOutView(out('blocked')), { text: 'Your organisation blocks this way of signing in. Ask your administrator.', detail: '', policy: true });
+});
+
+test('why a sign-in ended: an unknown tenant', () => {
+  const a = signedOutView(out('error', { error: 'invalid_request', description: "AADSTS90002: Tenant 'contoso.example' not found. Check to make sure you have the correct tenant ID.", policy: null }));
+  assert.equal(a.text, "Unknown tenant 'contoso.example'.");
+  assert.match(a.detail, /AADSTS90002/);
+  assert.equal(a.policy, false);
+  const b = signedOutView(out('error', { error: 'invalid_request', description: "AADSTS900023: Specified tenant identifier 'not a tenant' is neither a valid DNS name, nor a valid external domain.", policy: null }));
+  assert.equal(b.text, "Unknown tenant 'not a tenant'.");
+  assert.equal(signedOutView(out('error', { error: 'invalid_request', description: 'AADSTS90002: Tenant not found.', policy: null })).text, 'Unknown tenant.');
+  // 900021 is not 90002
+  assert.notEqual(signedOutView(out('error', { error: 'x', description: "AADSTS900021: 'q'", policy: null })).text.slice(0, 7), 'Unknown');
+});
+
+test('why a sign-in ended: other errors say their description, reasons their line', () => {
+  assert.equal(signedOutView(out('refresh_rejected', { error: 'invalid_grant', description: 'AADSTS70008: The refresh token has expired.', policy: null })).text,
+    'AADSTS70008: The refresh token has expired.');
+  assert.equal(signedOutView(out('error', { error: 'network_error', description: '', policy: null })).text, 'The sign-in failed (network_error).');
+  const lines = {
+    declined: 'The sign-in was declined.',
+    code_expired: 'The sign-in expired before anyone finished it.',
+    cancelled: 'The sign-in was cancelled.',
+    logout: 'Signed out.',
+    shutdown: 'The sign-in stopped when the agent shut down.',
+  };
+  const seen = new Set();
+  for (const [reason, text] of Object.entries(lines)) {
+    const w = signedOutView(out(reason));
+    assert.deepEqual(w, { text, detail: '', policy: false });
+    seen.add(w.text);
+  }
+  assert.equal(seen.size, 5);
+  assert.equal(signedOutView(out(null)).text, 'Nobody is signed in on this screen yet.');
+  const now = Date.parse('2026-11-26T19:04:05Z');
+  const v = view({ ...base, authState: out('blocked', { error: 'x', description: 'AADSTS53003: blocked by Conditional Access.', policy: 'conditional_access' }) }, now);
+  assert.deepEqual([v.screen, v.reason, v.reasonDetail, v.policy], ['signed_out', POLICY_SENTENCE, 'AADSTS53003: blocked by Conditional Access.', true]);
 });

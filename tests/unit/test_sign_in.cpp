@@ -1,0 +1,380 @@
+// The sign-in driver on a fake clock with a fake HTTP: every phase, both methods, tenant policy.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "fake_clock.h"
+#include "identity/authorization_code.h"
+#include "identity/sign_in.h"
+#include "recording_http.h"
+
+using namespace g2m;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* const kClientId = "3f2c1a9e-5b7d-4c8e-9a1f-2d3e4f5a6b7c";
+
+Config make_config(const std::string& extra = "") {
+  return parse_config(std::string("mqtt:\n  server: mqtt://localhost\n"
+                                  "identity:\n  authority: http://127.0.0.1:9\n"
+                                  "  graph: http://127.0.0.1:9/v1.0\n"
+                                  "accounts:\n  kitchen:\n    client_id: ") +
+                          kClientId + "\n" + extra,
+                      "config.yaml");
+}
+
+std::string b64(const std::string& text) {
+  return base64url(reinterpret_cast<const unsigned char*>(text.data()), text.size());
+}
+
+std::string id_token() {
+  return b64(R"({"alg":"none"})") + "." +
+         b64(R"({"name":"Adele Vance","preferred_username":"adele@contoso.com"})") + ".sig";
+}
+
+std::string token_answer(bool with_id_token = true) {
+  return std::string(R"({"token_type":"Bearer","scope":"User.Read","expires_in":3600,)") +
+         R"("access_token":"AT-secret","refresh_token":"RT-secret")" +
+         (with_id_token ? R"(,"id_token":")" + id_token() + "\"" : std::string()) + "}";
+}
+
+const char* const kDeviceCode =
+    R"({"device_code":"DC-secret","user_code":"E4AAFX9VN","verification_uri":)"
+    R"("https://microsoft.com/devicelogin","expires_in":900,"interval":5,"message":"Go"})";
+
+std::string refusal(const std::string& error, int code) {
+  return R"({"error":")" + error + R"(","error_description":"AADSTS)" + std::to_string(code) +
+         R"(: Blocked.","error_codes":[)" + std::to_string(code) + "]}";
+}
+
+std::string param(const std::string& text, const std::string& name) {
+  for (const auto& [k, v] : form_decode(text.substr(text.find('?') + 1))) {
+    if (k == name) return v;
+  }
+  return "<absent>";
+}
+
+// Records what the driver says, in order.
+struct Recorder final : SignInEvents {
+  std::vector<std::string> events;
+  std::optional<SignInPrompt> prompt;
+  std::optional<AuthFailure> last_failure;
+  std::optional<TokenSet> tokens;
+  std::optional<SignInEnd> end;
+  int stored = 0;
+
+  void code_issued(const SignInPrompt& p) override {
+    events.push_back(std::string("code_issued:") + to_string(p.method));
+    prompt = p;
+  }
+  void interval_changed(const SignInPrompt& p) override {
+    events.push_back("interval_changed");
+    prompt = p;
+  }
+  void transient_error(const AuthFailure& f, Millis) override {
+    events.push_back("transient_error:" + f.error);
+    last_failure = f;
+  }
+  void switching_to_browser(const AuthFailure& f) override {
+    events.push_back("switching_to_browser");
+    last_failure = f;
+  }
+  void redemption_failed(const AuthFailure& f) override {
+    events.push_back("redemption_failed:" + f.error);
+    last_failure = f;
+  }
+  void redeemed(const TokenSet&) override {
+    events.push_back("redeemed");
+    ++stored;
+  }
+  void approved(TokenSet t) override {
+    events.push_back("approved");
+    tokens = std::move(t);
+  }
+  void ended(SignInEnd e, const AuthFailure* f) override {
+    events.push_back("ended");
+    end = e;
+    if (f) last_failure = *f;
+  }
+};
+
+struct Rig {
+  explicit Rig(const std::string& extra = "")
+      : config(make_config(extra)),
+        loop(clock, poller),
+        resolver(config, loop, http, log),
+        driver(SignInContext{config, config.accounts[0], loop, http, resolver, log, 42}, events) {}
+
+  // Runs the loop until the next timer has fired (the fake poller jumps the clock there).
+  void run_timers(Millis up_to) {
+    const auto until = clock.steady() + up_to;
+    while (clock.steady() < until && !http.has_pending() && loop.timer_count() > 0) {
+      loop.run_once(std::chrono::duration_cast<Millis>(until - clock.steady()));
+    }
+  }
+
+  test::FakeClock clock;
+  test::FakePoller poller{clock};
+  test::RecordingHttp http;
+  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
+  Config config;
+  EventLoop loop;
+  EndpointResolver resolver;
+  Recorder events;
+  SignInDriver driver;
+};
+
+}  // namespace
+
+TEST_CASE("sign-in: a device-code sign-in goes from the request to waiting, polling and approval") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, false);
+  CHECK(rig.driver.phase() == SignInPhase::requesting_code);
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.http.oldest().url == "http://127.0.0.1:9/common/oauth2/v2.0/devicecode");
+  rig.http.answer(200, kDeviceCode);
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+  REQUIRE(rig.driver.prompt());
+  CHECK(rig.driver.prompt()->user_code == "E4AAFX9VN");
+  CHECK(rig.events.events == std::vector<std::string>{"code_issued:device_code"});
+
+  // No poll before a whole interval has passed.
+  const auto issued = rig.clock.steady();
+  rig.run_timers(60s);
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.clock.steady() - issued == 5s);
+  CHECK(param("?" + rig.http.oldest().body, "device_code") == "DC-secret");
+  rig.http.answer(400, R"({"error":"authorization_pending"})");
+  rig.run_timers(60s);
+  CHECK(rig.clock.steady() - issued == 10s);
+  rig.http.answer(200, token_answer());
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  CHECK(rig.events.events ==
+        std::vector<std::string>{"code_issued:device_code", "redeemed", "approved"});
+  REQUIRE(rig.events.tokens);
+  REQUIRE(rig.events.tokens->user);
+  CHECK(rig.events.tokens->user->username == "adele@contoso.com");
+}
+
+TEST_CASE("sign-in: without a name in the id_token the user is looked up before approval") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, false);
+  rig.http.answer(200, kDeviceCode);
+  rig.run_timers(60s);
+  rig.http.answer(200, token_answer(/*with_id_token=*/false));
+  CHECK(rig.driver.phase() == SignInPhase::fetching_user);
+  CHECK(rig.events.stored == 1);  // stored before the access token is used
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.http.oldest().url == "http://127.0.0.1:9/v1.0/me");
+  rig.http.answer(200, R"({"displayName":"Adele Vance","userPrincipalName":"adele@contoso.com"})");
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  REQUIRE(rig.events.tokens->user);
+  CHECK(rig.events.tokens->user->name == "Adele Vance");
+}
+
+TEST_CASE("sign-in: a failed device-code request is retried with backoff and says when") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, false);
+  rig.http.answer(503, "busy");
+  CHECK(rig.events.events == std::vector<std::string>{"transient_error:http_503"});
+  CHECK(rig.driver.phase() == SignInPhase::requesting_code);
+  REQUIRE(rig.driver.retry_in());
+  CHECK(*rig.driver.retry_in() > 0ms);
+  CHECK_FALSE(rig.driver.prompt());
+  rig.run_timers(10min);
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.http.all().size() == 2);
+  rig.http.answer(200, kDeviceCode);
+  CHECK_FALSE(rig.driver.retry_in());
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+}
+
+TEST_CASE("sign-in: a browser sign-in sends nothing until the address comes back") {
+  Rig rig;
+  rig.driver.start(SignInMethod::browser, false);
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+  CHECK_FALSE(rig.http.has_pending());
+  REQUIRE(rig.driver.prompt());
+  const auto& p = *rig.driver.prompt();
+  CHECK(p.method == SignInMethod::browser);
+  REQUIRE(p.sign_in_url);
+  const std::string& url = *p.sign_in_url;
+  CHECK(url.rfind("http://127.0.0.1:9/common/oauth2/v2.0/authorize?", 0) == 0);
+  CHECK(param(url, "client_id") == kClientId);
+  CHECK(param(url, "redirect_uri") == "http://127.0.0.1:9/common/oauth2/nativeclient");
+  CHECK(param(url, "code_challenge_method") == "S256");
+  CHECK(param(url, "scope").find("offline_access") != std::string::npos);
+  CHECK(p.expires_at - rig.clock.system() == 15min);
+}
+
+TEST_CASE("sign-in: a browser sign-in redeems the pasted code once, with the PKCE verifier") {
+  Rig rig;
+  rig.driver.start(SignInMethod::browser, false);
+  const std::string url = *rig.driver.prompt()->sign_in_url;
+  std::optional<CompleteOutcome> outcome;
+  rig.driver.complete(
+      "https://login.microsoftonline.com/common/oauth2/nativeclient?code=AUTH-CODE&state=" +
+          param(url, "state") + "&session_state=s",
+      [&](CompleteOutcome o) { outcome = o; });
+  CHECK_FALSE(outcome);  // the reply waits for the token answer
+  CHECK(rig.driver.phase() == SignInPhase::redeeming);
+  REQUIRE(rig.http.has_pending());
+  const std::string body = "?" + rig.http.oldest().body;
+  CHECK(rig.http.oldest().url == "http://127.0.0.1:9/common/oauth2/v2.0/token");
+  CHECK(param(body, "grant_type") == "authorization_code");
+  CHECK(param(body, "code") == "AUTH-CODE");
+  CHECK(param(body, "redirect_uri") == param(url, "redirect_uri"));
+  CHECK(pkce_s256_challenge(param(body, "code_verifier")) == param(url, "code_challenge"));
+  rig.http.answer(200, token_answer());
+  REQUIRE(outcome);
+  CHECK(outcome->ok);
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  CHECK(rig.events.events ==
+        std::vector<std::string>{"code_issued:browser", "redeemed", "approved"});
+}
+
+TEST_CASE("sign-in: an address of another sign-in or without a code is refused and it waits on") {
+  Rig rig;
+  rig.driver.start(SignInMethod::browser, false);
+  for (const char* address : {"https://x/nativeclient?code=C&state=not-this-one",
+                              "https://x/nativeclient?state=whatever", "nonsense"}) {
+    std::optional<CompleteOutcome> outcome;
+    rig.driver.complete(address, [&](CompleteOutcome o) { outcome = o; });
+    REQUIRE(outcome);
+    CHECK_FALSE(outcome->ok);
+    CHECK_FALSE(outcome->error.empty());
+  }
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+  CHECK(rig.http.all().empty());
+  CHECK(rig.events.events == std::vector<std::string>{"code_issued:browser"});
+}
+
+TEST_CASE("sign-in: error=access_denied in the address ends the browser sign-in as declined") {
+  Rig rig;
+  rig.driver.start(SignInMethod::browser, false);
+  const std::string state = param(*rig.driver.prompt()->sign_in_url, "state");
+  std::optional<CompleteOutcome> outcome;
+  rig.driver.complete("?error=access_denied&error_description=declined&state=" + state,
+                      [&](CompleteOutcome o) { outcome = o; });
+  REQUIRE(outcome);
+  CHECK_FALSE(outcome->ok);
+  CHECK(outcome->error.find("declined") != std::string::npos);
+  CHECK(rig.events.end == SignInEnd::declined);
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+}
+
+TEST_CASE("sign-in: a redemption that fails in transit is never resent: the user signs in again") {
+  Rig rig;
+  rig.driver.start(SignInMethod::browser, false);
+  const std::string state = param(*rig.driver.prompt()->sign_in_url, "state");
+  const std::string address = "?code=FIRST&state=" + state;
+  std::optional<CompleteOutcome> outcome;
+  rig.driver.complete(address, [&](CompleteOutcome o) { outcome = o; });
+  rig.http.fail(TransportError::network);
+  REQUIRE(outcome);
+  CHECK_FALSE(outcome->ok);
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+  CHECK(rig.events.events.back() == "redemption_failed:network_error");
+  // The same address again: the code is not sent a second time.
+  outcome.reset();
+  rig.driver.complete(address, [&](CompleteOutcome o) { outcome = o; });
+  REQUIRE(outcome);
+  CHECK(outcome->error.find("already") != std::string::npos);
+  CHECK(rig.http.all().size() == 1);
+  // A new address (the user signed in again) is redeemed with the same verifier.
+  rig.driver.complete("?code=SECOND&state=" + state, [&](CompleteOutcome o) { outcome = o; });
+  CHECK(rig.http.all().size() == 2);
+  CHECK(param("?" + rig.http.all()[0].body, "code_verifier") ==
+        param("?" + rig.http.all()[1].body, "code_verifier"));
+  rig.http.answer(200, token_answer());
+  CHECK(outcome->ok);
+}
+
+TEST_CASE("sign-in: the browser sign-in expires after 15 minutes as code_expired") {
+  Rig rig;
+  rig.driver.start(SignInMethod::browser, false);
+  rig.run_timers(16min);
+  CHECK(rig.events.end == SignInEnd::code_expired);
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  CHECK(rig.http.all().empty());
+}
+
+TEST_CASE("sign-in: under auto a policy refusal of the device code starts a browser sign-in") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, /*fallback_to_browser=*/true);
+  rig.http.answer(400, refusal("invalid_grant", 530035));
+  CHECK(rig.events.events ==
+        std::vector<std::string>{"switching_to_browser", "code_issued:browser"});
+  REQUIRE(rig.events.last_failure);
+  CHECK(rig.events.last_failure->policy == TenantPolicy::security_defaults);
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+  CHECK(rig.driver.method() == SignInMethod::browser);
+  CHECK(rig.http.all().size() == 1);  // never retried
+}
+
+TEST_CASE("sign-in: a policy refusal at the poll after the user signed in also switches") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, true);
+  rig.http.answer(200, kDeviceCode);
+  rig.run_timers(60s);
+  rig.http.answer(400, refusal("access_denied", 53003));
+  CHECK(rig.events.events == std::vector<std::string>{"code_issued:device_code",
+                                                      "switching_to_browser",
+                                                      "code_issued:browser"});
+  CHECK(rig.events.last_failure->policy == TenantPolicy::conditional_access);
+  // The device code's polling stopped: no request goes out any more.
+  rig.run_timers(1min);
+  CHECK(rig.http.all().size() == 2);
+}
+
+TEST_CASE("sign-in: without the fallback a policy refusal ends the sign-in as blocked") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, false);
+  rig.http.answer(200, kDeviceCode);
+  rig.run_timers(60s);
+  rig.http.answer(400, refusal("invalid_grant", 53003));
+  CHECK(rig.events.end == SignInEnd::blocked);
+  CHECK(rig.events.last_failure->policy == TenantPolicy::conditional_access);
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  rig.run_timers(20min);
+  CHECK(rig.http.all().size() == 2);
+}
+
+TEST_CASE("sign-in: protocol v1 has no browser sign-in, so the fallback cannot apply") {
+  CHECK(Rig().driver.browser_possible());
+  const Config v1 = parse_config(std::string("mqtt:\n  server: mqtt://localhost\nidentity:\n"
+                                             "  protocol: v1\naccounts:\n  a:\n    client_id: ") +
+                                     kClientId + "\n",
+                                 "c.yaml");
+  test::FakeClock clock;
+  test::FakePoller poller(clock);
+  test::RecordingHttp http;
+  Logger log(LogLevel::error, [](LogLevel, std::string_view) {});
+  EventLoop loop(clock, poller);
+  EndpointResolver resolver(v1, loop, http, log);
+  Recorder events;
+  SignInDriver driver(SignInContext{v1, v1.accounts[0], loop, http, resolver, log, 1}, events);
+  CHECK_FALSE(driver.browser_possible());
+  driver.start(SignInMethod::device_code, true);
+  http.answer(200, R"({"device_code":"d","user_code":"U","verification_url":"https://x","error":)"
+                   R"("invalid_grant","error_description":"AADSTS530035: Blocked.",)"
+                   R"("error_codes":[530035]})");
+  CHECK(events.end == SignInEnd::blocked);
+}
+
+TEST_CASE("sign-in: cancel stops every request and timer, and nothing is said") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, true);
+  rig.http.answer(200, kDeviceCode);
+  rig.run_timers(60s);
+  REQUIRE(rig.http.has_pending());
+  rig.driver.cancel();
+  CHECK_FALSE(rig.http.has_pending());
+  CHECK(rig.http.cancelled() == 1);
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  rig.run_timers(30min);
+  CHECK(rig.events.events == std::vector<std::string>{"code_issued:device_code"});
+}
