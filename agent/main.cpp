@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/bridge.h"
+#include "app/privileges.h"
 #include "app/service_notifier.h"
 #include "app/terminal_login.h"
 #include "common/clock.h"
@@ -229,6 +230,13 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (options.login_account) {
+    // As root, become the owner of storage.dir first: the service must be able to read the files.
+    const auto owner = g2m::become_storage_owner(config.storage_dir, {argv, argv + argc});
+    if (owner.refusal) {
+      std::cerr << "graph2mqtt login: " << *owner.refusal << "\n";
+      return 1;
+    }
+    if (owner.switched) std::cerr << "graph2mqtt login: running as " << owner.user << "\n";
     return g2m::terminal_login(config, *options.login_account, options.force, options.browser);
   }
   return run_agent(std::move(config), options.config);

@@ -14,7 +14,8 @@ std::string format_utc(SystemTime t) {
 }
 
 namespace {
-constexpr std::time_t kLatestTime = 7'258'118'400;  // 2200-01-01T00:00:00Z
+// long long, not time_t: armhf (Debian 12) has a 32-bit time_t, where this constant overflows.
+constexpr long long kLatestTime = 7'258'118'400;  // 2200-01-01T00:00:00Z
 
 std::optional<SystemTime> parse_with(std::string_view text, const char* format) {
   const std::string copy(text);
@@ -32,7 +33,7 @@ std::optional<SystemTime> parse_with(std::string_view text, const char* format) 
   if (secs == static_cast<std::time_t>(-1)) return std::nullopt;
   // system_clock counts nanoseconds in 64 bits: it ends in 2262. Nothing we read is meant to be
   // that far out, and converting such a date would overflow.
-  if (secs < 0 || secs > kLatestTime) return std::nullopt;
+  if (secs < 0 || static_cast<long long>(secs) > kLatestTime) return std::nullopt;
   return std::chrono::system_clock::from_time_t(secs);
 }
 }  // namespace

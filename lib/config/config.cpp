@@ -88,10 +88,53 @@ bool is_guid(const std::string& s) {
 }
 
 bool is_tenant(const std::string& s) {
-  // common, organizations, consumers and GUIDs all match the domain shape too.
+  std::string lower = s;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "common" || lower == "organizations" || lower == "consumers" || is_guid(s)) {
+    return true;
+  }
+  // A domain: labels of letters, digits and `-`, with at least one dot (contoso.com). A bare
+  // name (contoso) or a half GUID (1234-abcd) is refused by Microsoft with AADSTS900023.
   if (s.empty() || std::isalnum(static_cast<unsigned char>(s[0])) == 0) return false;
+  if (s.find('.') == std::string::npos || s.back() == '.' || s.find("..") != std::string::npos) {
+    return false;
+  }
   return std::all_of(s.begin(), s.end(),
                      [](unsigned char c) { return std::isalnum(c) != 0 || c == '.' || c == '-'; });
+}
+
+// The GUID config/config.yaml ships as a placeholder for the app registration's client id.
+constexpr const char* kPlaceholderGuid = "00000000-0000-0000-0000-000000000000";
+
+// The last part of a scope (https://graph.microsoft.com/Presence.Read -> presence.read).
+std::string scope_name(const std::string& scope) {
+  const auto slash = scope.rfind('/');
+  std::string name = slash == std::string::npos ? scope : scope.substr(slash + 1);
+  for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// The delegated Graph permissions that let a resource path be read (any one of them), and the
+// one to suggest; nullopt for paths this check does not know.
+struct Permission {
+  const char* suggest;
+  std::vector<std::string> any_of;
+};
+std::optional<Permission> permission_for(const std::string& path) {
+  std::string p = path.substr(0, path.find('?'));
+  for (auto& c : p) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto has = [&](const char* part) { return p.find(part) != std::string::npos; };
+  if (has("/presence")) {
+    return Permission{
+        "Presence.Read",
+        {"presence.read", "presence.read.all", "presence.readwrite", "presence.readwrite.all"}};
+  }
+  if (has("/calendar") || has("/events")) {
+    return Permission{"Calendars.Read",
+                      {"calendars.read", "calendars.readbasic", "calendars.read.shared",
+                       "calendars.readwrite", "calendars.readwrite.shared"}};
+  }
+  return std::nullopt;
 }
 
 bool has_space(const std::string& s) {
@@ -161,6 +204,12 @@ class Validator {
   std::optional<std::filesystem::path> read_path(const Field& f) {
     const auto s = read_nonempty(f);
     if (!s) return std::nullopt;
+    if (s->front() == '~') {
+      diag_.error(f.line, f.path,
+                  "`~` is not expanded here (no shell reads this file): write the whole path, "
+                  "e.g. /home/pi/... or /etc/graph2mqtt/...");
+      return std::nullopt;
+    }
     std::filesystem::path p(*s);
     if (p.is_relative()) p = base_dir_ / p;
     return p.lexically_normal();
@@ -561,7 +610,10 @@ class Validator {
       if (auto s = read_nonempty(*f)) {
         if (!is_tenant(*s)) {
           diag_.error(f->line, f->path,
-                      "must be common, organizations, consumers, a tenant id or a domain name");
+                      "must be common, organizations, consumers, a tenant id or a domain name "
+                      "(a tenant id is a GUID, a domain has a dot, like contoso.onmicrosoft.com; "
+                      "Microsoft refuses `" +
+                          *s + "` with AADSTS900023)");
         } else {
           out.tenant = *s;
         }
@@ -570,7 +622,11 @@ class Validator {
     }
     if (auto f = m->get("client_id")) {
       if (auto s = read_nonempty(*f)) {
-        if (!oidc() && !is_guid(*s)) {
+        if (!oidc() && *s == kPlaceholderGuid) {
+          diag_.error(f->line, f->path,
+                      "is the example's placeholder: replace with your app's client id (the "
+                      "Application (client) ID of your app registration in Microsoft Entra)");
+        } else if (!oidc() && !is_guid(*s)) {
           diag_.error(f->line, f->path,
                       "must be a GUID like 00000000-0000-0000-0000-000000000000 (the app "
                       "registration's application ID)");
@@ -724,11 +780,18 @@ class Validator {
           if (s->front() != '/') {
             diag_.error(p->line, p->path, "must start with /");
             ok = false;
+          } else if (s->rfind("/v1.0/", 0) == 0 || s->rfind("/beta/", 0) == 0) {
+            diag_.error(p->line, p->path,
+                        "must not start with the API version: identity.graph already ends with "
+                        "it (write " +
+                            s->substr(s->find('/', 1)) + ")");
+            ok = false;
           } else if (auto problem = check_path_template(*s)) {
             diag_.error(p->line, p->path, *problem);
             ok = false;
           } else {
             res.path = *s;
+            warn_missing_permission(*p, *s, out);
           }
         } else {
           ok = false;
@@ -782,6 +845,23 @@ class Validator {
       }
       res.fields.emplace_back(entry.key, *pointer);
     }
+  }
+
+  // A resource whose Graph permission is not among the scopes gets 403 at every fetch.
+  void warn_missing_permission(const Field& path_field, const std::string& path,
+                               const AccountConfig& out) {
+    if (oidc() || cfg_.identity.protocol == Protocol::v1) return;
+    const auto needed = permission_for(path);
+    if (!needed) return;
+    for (const auto& scope : out.scopes) {
+      const auto name = scope_name(scope);
+      if (std::find(needed->any_of.begin(), needed->any_of.end(), name) != needed->any_of.end()) {
+        return;
+      }
+    }
+    diag_.warning(path_field.line, path_field.path,
+                  path + " needs the Graph permission " + needed->suggest + ", which accounts." +
+                      out.name + ".scopes does not list: Graph refuses it (403) until it is added");
   }
 
   void oidc_api_needed() {

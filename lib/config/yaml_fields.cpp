@@ -34,6 +34,14 @@ bool is_scalar_value(Diagnostics& diag, const Field& field, std::string_view exp
   if (field.node.IsScalar()) return true;
   if (field.node.IsNull() || !field.node.IsDefined()) {
     diag.error(field.line, field.path, "needs a value");
+  } else if (field.node.IsMap()) {
+    // Usually a section under the wrong key: `resource:` (a string) for `resources:` (a map).
+    const std::string key = field.path.substr(field.path.rfind('.') + 1);
+    diag.error(field.line, field.path,
+               std::string("must be ") + std::string(expected) +
+                   ", not a map: this looks like a section in the wrong place" +
+                   (key == "resource" ? " (an account's Graph resources go under `resources:`)"
+                                      : " (check the key's spelling and its indentation)"));
   } else {
     diag.error(field.line, field.path,
                std::string("must be ") + std::string(expected) + ", not " + describe(field.node));

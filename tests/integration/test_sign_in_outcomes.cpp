@@ -488,7 +488,7 @@ TEST_CASE("sign-in: an error /devicecode sends with HTTP 200 is an error") {
 
 TEST_CASE("sign-in: Microsoft's own HTTP 200 error for a bad tenant is an error") {
   ScenarioOptions options;
-  options.accounts = kitchen_account("  tenant: notadomain\n");
+  options.accounts = kitchen_account("  tenant: notadomain-.com\n");
   options.simulator_args = {"--interval", "1", "--log"};
   Scenario s(options);
   wait_started(s);
@@ -504,7 +504,7 @@ TEST_CASE("sign-in: Microsoft's own HTTP 200 error for a bad tenant is an error"
       kState, [](const rapidjson::Value& v) { return json_str(v, "reason") == "error"; }, 10s,
       since);
   // The simulator did answer with 200.
-  CHECK(s.simulator.log_text().find("/notadomain/oauth2/v2.0/devicecode 200") != std::string::npos);
+  CHECK(s.simulator.log_text().find("/notadomain-.com/oauth2/v2.0/devicecode 200") != std::string::npos);
   CHECK(s.simulator.counters().devicecode == 1);
 }
 

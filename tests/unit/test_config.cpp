@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -28,7 +29,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kGuid = "00000000-0000-0000-0000-000000000000";
+// Not the example's all-zero placeholder, which --check-config refuses.
+const char* const kGuid = "00000000-0000-0000-0000-000000000001";
 
 // The errors a text produces, or an empty vector when it is valid.
 std::vector<std::string> errors_of(const std::string& yaml) {
@@ -141,7 +143,17 @@ TEST_CASE("config: the minimal file gets every default") {
 }
 
 TEST_CASE("config: the example config/config.yaml is valid and shows the defaults") {
-  const Config cfg = g2m::load_config(source_dir() / "config" / "config.yaml");
+  // Valid once its one placeholder, the client id, is replaced.
+  const fs::path example = source_dir() / "config" / "config.yaml";
+  std::ifstream in(example, std::ios::binary);
+  std::ostringstream read;
+  read << in.rdbuf();
+  std::string text = read.str();
+  const std::string placeholder = "client_id: 00000000-0000-0000-0000-000000000000";
+  const auto at = text.find(placeholder);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, placeholder.size(), std::string("client_id: ") + kGuid);
+  const Config cfg = parse_config(text, example);
   CHECK(cfg.warnings.empty());
   const Config defaults = parse_config(minimal(), "/etc/graph2mqtt/config.yaml");
   CHECK_EQ(cfg.mqtt.base_topic, defaults.mqtt.base_topic);
@@ -700,12 +712,21 @@ TEST_CASE("config: oidc-only keys under provider microsoft are errors") {
 }
 
 TEST_CASE("config: a tenant that is not a name, id or domain is an error") {
-  CHECK_EQ(errors_of(minimal() + "    tenant: -contoso.com\n"),
-           std::vector<std::string>{"config.yaml:6: accounts.kitchen.tenant: must be common, "
-                                    "organizations, consumers, a tenant id or a domain name"});
-  CHECK_EQ(errors_of(minimal() + "    tenant: contoso com\n"),
-           std::vector<std::string>{"config.yaml:6: accounts.kitchen.tenant: must be common, "
-                                    "organizations, consumers, a tenant id or a domain name"});
+  const auto error = [](const std::string& tenant) {
+    return std::vector<std::string>{
+        "config.yaml:6: accounts.kitchen.tenant: must be common, organizations, consumers, a "
+        "tenant id or a domain name (a tenant id is a GUID, a domain has a dot, like "
+        "contoso.onmicrosoft.com; Microsoft refuses `" +
+        tenant + "` with AADSTS900023)"};
+  };
+  for (const char* bad :
+       {"-contoso.com", "contoso com", "contoso", "1234-abcd", "contoso.", "contoso..com"}) {
+    CHECK_EQ(errors_of(minimal() + "    tenant: \"" + bad + "\"\n"), error(bad));
+  }
+  for (const char* good : {"common", "Organizations", "consumers", "contoso.onmicrosoft.com",
+                           "contoso.com", "72f988bf-86f1-41af-91ab-2d7cd011db47"}) {
+    CHECK_MESSAGE(errors_of(minimal() + "    tenant: " + good + "\n").empty(), good);
+  }
 }
 
 TEST_CASE("config: a scope with a space is reported as its list item") {
@@ -850,4 +871,84 @@ TEST_CASE("config: malformed, negative and overflowing durations are rejected") 
   }
   CHECK_EQ(parse_duration("9223372036854775807"),
            std::optional(std::chrono::seconds(9223372036854775807LL)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a new gateway's first config gets wrong (issue 16)
+
+TEST_CASE("config: the example's placeholder client id is an error") {
+  CHECK_EQ(errors_of("mqtt:\n  server: mqtt://localhost\naccounts:\n  kitchen:\n"
+                     "    client_id: 00000000-0000-0000-0000-000000000000\n"),
+           std::vector<std::string>{
+               "config.yaml:5: accounts.kitchen.client_id: is the example's placeholder: "
+               "replace with your app's client id (the Application (client) ID of your app "
+               "registration in Microsoft Entra)"});
+}
+
+TEST_CASE("config: `~` in a path is an error (nothing expands it)") {
+  const std::string tilde =
+      "`~` is not expanded here (no shell reads this file): write the whole path, e.g. "
+      "/home/pi/... or /etc/graph2mqtt/...";
+  CHECK_EQ(errors_of(minimal() + "storage:\n  dir: ~/tokens\n"),
+           std::vector<std::string>{"config.yaml:7: storage.dir: " + tilde});
+  CHECK_EQ(errors_of("mqtt:\n  server: mqtts://localhost\n  password_file: ~/mqtt.secret\n"
+                     "  ca: ~/ca.pem\n  cert: ~pi/c.pem\n  key: ~/c.key\n" +
+                     account_block()),
+           std::vector<std::string>{
+               "config.yaml:3: mqtt.password_file: " + tilde, "config.yaml:4: mqtt.ca: " + tilde,
+               "config.yaml:5: mqtt.cert: " + tilde, "config.yaml:6: mqtt.key: " + tilde});
+  CHECK_EQ(errors_of(minimal() + "identity:\n  ca: ~/ca.pem\n"),
+           std::vector<std::string>{"config.yaml:7: identity.ca: " + tilde});
+}
+
+TEST_CASE("config: a resource path that starts with the API version is an error") {
+  CHECK_EQ(errors_of(minimal() + "    scopes: [User.Read, Presence.Read]\n    resources:\n" +
+                     "      me: { path: /v1.0/me, every: 1h }\n" +
+                     "      presence:\n        path: /beta/me/presence\n"),
+           std::vector<std::string>{
+               "config.yaml:8: accounts.kitchen.resources.me.path: must not start with the API "
+               "version: identity.graph already ends with it (write /me)",
+               "config.yaml:10: accounts.kitchen.resources.presence.path: must not start with "
+               "the API version: identity.graph already ends with it (write /me/presence)"});
+  CHECK(errors_of(minimal() + "    resources:\n      me: { path: /me/v1.0x }\n").empty());
+}
+
+TEST_CASE("config: a resource whose Graph permission is not among the scopes is a warning") {
+  CHECK_EQ(warnings_of(minimal() + "    scopes: [User.Read]\n    resources:\n" +
+                       "      presence: { path: /me/presence, every: 30s }\n" +
+                       "      today:\n        path: \"/me/calendarView?startDateTime={today}"
+                       "&endDateTime={tomorrow}\"\n" +
+                       "      events: { path: /me/events }\n      me: { path: /me }\n"),
+           std::vector<std::string>{
+               "config.yaml:8: accounts.kitchen.resources.presence.path: /me/presence needs the "
+               "Graph permission Presence.Read, which accounts.kitchen.scopes does not list: "
+               "Graph refuses it (403) until it is added",
+               "config.yaml:10: accounts.kitchen.resources.today.path: "
+               "/me/calendarView?startDateTime={today}&endDateTime={tomorrow} needs the Graph "
+               "permission Calendars.Read, which accounts.kitchen.scopes does not list: Graph "
+               "refuses it (403) until it is added",
+               "config.yaml:11: accounts.kitchen.resources.events.path: /me/events needs the "
+               "Graph permission Calendars.Read, which accounts.kitchen.scopes does not list: "
+               "Graph refuses it (403) until it is added"});
+  // Granted (also by a wider permission, or a full scope URI, in any case): no warning.
+  CHECK(warnings_of(minimal() +
+                    "    scopes: [https://graph.microsoft.com/presence.read, "
+                    "Calendars.ReadWrite]\n    resources:\n" +
+                    "      presence: { path: /me/presence }\n      cal: { path: /me/calendar }\n")
+            .empty());
+  // No scopes given: the default, User.Read, does not cover presence.
+  CHECK_EQ(warnings_of(minimal() + "    resources:\n      p: { path: /me/presence }\n").size(), 1u);
+}
+
+TEST_CASE("config: a map where a string is expected says a section looks misplaced") {
+  // `resource:` (the v1 resource, a string) written for `resources:` (the Graph resources).
+  CHECK_EQ(errors_of(minimal() + "    resource:\n      me: { path: /me }\n"),
+           std::vector<std::string>{
+               "config.yaml:6: accounts.kitchen.resource: must be a string, not a map: this "
+               "looks like a section in the wrong place (an account's Graph resources go under "
+               "`resources:`)"});
+  CHECK_EQ(errors_of("mqtt:\n  server:\n    host: localhost\n" + account_block()),
+           std::vector<std::string>{
+               "config.yaml:2: mqtt.server: must be a string, not a map: this looks like a "
+               "section in the wrong place (check the key's spelling and its indentation)"});
 }

@@ -14,7 +14,7 @@ namespace {
 std::string with_resource(const std::string& resource, const std::string& mqtt_extra = "") {
   // Lines 1-2 mqtt, 3-5 the account, 6 resources:, 7 the resource's key and on.
   return "mqtt:\n  server: mqtt://localhost\n" + mqtt_extra +
-         "accounts:\n  kitchen:\n    client_id: 00000000-0000-0000-0000-000000000000\n"
+         "accounts:\n  kitchen:\n    client_id: 00000000-0000-0000-0000-000000000001\n"
          "    resources:\n      today:\n" +
          resource;
 }
@@ -72,7 +72,8 @@ TEST_CASE("config: a field name or pointer that is wrong is an error at its line
             "config.yaml:12: accounts.kitchen.resources.today.fields.tilde: must be a JSON "
             "pointer (RFC 6901) such as /value/0/subject",
             "config.yaml:13: accounts.kitchen.resources.today.fields.nested: must be a string, not "
-            "a map",
+            "a map: this looks like a section in the wrong place (check the key's spelling and its "
+            "indentation)",
             "config.yaml:14: accounts.kitchen.resources.today.ha_state: must not be empty",
         });
 }

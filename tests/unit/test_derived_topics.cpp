@@ -29,7 +29,7 @@ Config config(bool plain) {
   return parse_config(std::string("mqtt:\n  server: mqtt://localhost\n  plain_topics: ") +
                           (plain ? "true" : "false") +
                           "\naccounts:\n  kitchen:\n    client_id: "
-                          "00000000-0000-0000-0000-000000000000\n    resources:\n"
+                          "00000000-0000-0000-0000-000000000001\n    resources:\n"
                           "      today:\n        path: /me/events\n        fields:\n"
                           "          next: /value/0/subject\n          count: /value/0/n\n"
                           "          first: /value/0\n          tilde: /a~1b\n",

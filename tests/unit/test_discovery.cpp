@@ -16,7 +16,7 @@ Config config_with(const std::string& resources, bool enabled = true,
   return parse_config("mqtt:\n  server: mqtt://localhost\n  base_topic: " + base +
                           "\nhomeassistant:\n  enabled: " + (enabled ? "true" : "false") +
                           "\naccounts:\n  kitchen:\n    client_id: "
-                          "00000000-0000-0000-0000-000000000000\n    resources:\n" +
+                          "00000000-0000-0000-0000-000000000001\n    resources:\n" +
                           resources,
                       "config.yaml");
 }

@@ -32,7 +32,7 @@ struct World {
                                      "enabled: ") +
                              (enabled ? "true" : "false") +
                              "\naccounts:\n  kitchen:\n    client_id: "
-                             "00000000-0000-0000-0000-000000000000\n",
+                             "00000000-0000-0000-0000-000000000001\n",
                          "config.yaml")),
         sync(cfg, loop, session, client, log) {
     sync.start();
