@@ -102,7 +102,7 @@ void Account::start() {
   } else if (loaded.kind == Kind::other_binding) {
     ctx_.log.warn(config_.name, ": ", loaded.message, "; stored tokens ignored");
   }
-  // Nothing stale from an earlier run survives (CONTRACT §1 "Always").
+  // Nothing stale from an earlier run survives (docs/mqtt-api.md "The connection to the broker").
   clear_graph_topics();
   publish_state();
   if (config_.sign_in == SignIn::auto_) start_sign_in(default_method());
@@ -166,7 +166,8 @@ std::string Account::state_json() const {
 }
 
 void Account::publish_state() {
-  // While a code is out, auth/state carries the code's expiry too (CONTRACT §1 auth/code).
+  // While a code is out, auth/state carries the code's expiry too (docs/mqtt-api.md "Topics the
+  // agent publishes" auth/code).
   std::optional<SystemTime> expiry;
   const SignInPrompt* prompt = sign_in_.prompt();
   if (state_ == AuthState::pending && prompt != nullptr) expiry = prompt->expires_at;
@@ -522,8 +523,8 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
       return;
     }
     // One redemption at a time: a refresh under way is joined (and not counted); at most one
-    // refresh-started redemption per 10 s (CONTRACT §2 Limits), so a flood of requests cannot
-    // trip Microsoft's loop detection (AADSTS50196) and lose the tokens.
+    // refresh-started redemption per 10 s (docs/mqtt-api.md "Rate limits"), so a flood of requests
+    // cannot trip Microsoft's loop detection (AADSTS50196) and lose the tokens.
     const bool under_way = keeper_.refresh_under_way();
     if (!under_way) {
       const auto now = ctx_.loop.now();
@@ -587,8 +588,8 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
 }
 
 std::optional<long long> Account::graph_rate_limited(std::optional<SteadyTime>& last) {
-  // CONTRACT §2: at most one Graph request per second per command kind, counted from the
-  // receipt of requests that reached Graph.
+  // docs/mqtt-api.md "Commands": at most one Graph request per second per command kind, counted
+  // from the receipt of requests that reached Graph.
   const auto now = ctx_.loop.now();
   if (last && now - *last < Seconds(1)) return 1;
   last = now;

@@ -76,16 +76,17 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   // account signed in).
   bool login_would_start(bool force) const;
 
-  // Loads stored tokens and publishes the initial retained state (CONTRACT §1 "Always").
+  // Loads stored tokens and publishes the initial retained state (docs/mqtt-api.md "The connection
+  // to the broker").
   void start();
   // Ends a pending sign-in with reason `shutdown` and clears auth/code.
   void shutdown();
 
-  // Commands (CONTRACT §2). The reply runs when the outcome is known.
+  // Commands (docs/mqtt-api.md "Commands"). The reply runs when the outcome is known.
   // `method`: the request's, else the account's sign_in_method (auto: the device code, or the
   // browser sign-in once the tenant's policy refused the device code).
   void login(bool force, std::optional<SignInMethod> method, Reply reply);
-  // The address a browser sign-in ended at (CONTRACT §2 complete).
+  // The address a browser sign-in ended at (docs/mqtt-api.md "Commands" complete).
   void complete(const std::string& address, Reply reply);
   void logout(Reply reply);
   void cancel(Reply reply);
@@ -156,7 +157,8 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   SignInDriver sign_in_;
   bool forced_ = false;  // a re-sign-in while the old tokens stay in use
   // The tenant's policy refused the device code: under sign_in_method auto, this account's
-  // sign-ins are browser sign-ins until the agent restarts (CONTRACT §6 "Tenant policy").
+  // sign-ins are browser sign-ins until the agent restarts (docs/mqtt-api.md "Browser sign-in and
+  // tenant policy").
   bool browser_preferred_ = false;
   std::vector<Reply> login_waiters_;
   std::optional<SteadyTime> last_user_login_;

@@ -12,8 +12,9 @@
 
 namespace g2m {
 
-// The payloads of an account's topics and events (CONTRACT §1): pure functions of its state, so
-// every shape is built in one place and unit-tested without a broker.
+// The payloads of an account's topics and events (docs/mqtt-api.md "Topics the agent publishes"):
+// pure functions of its state, so every shape is built in one place and unit-tested without a
+// broker.
 
 enum class AuthState { signed_out, pending, signed_in };
 const char* to_string(AuthState s);

@@ -4,7 +4,8 @@
 
 namespace g2m {
 
-// Why an account is signed out: auth/state's `reason` (CONTRACT §1).
+// Why an account is signed out: auth/state's `reason` (docs/mqtt-api.md "Topics the agent
+// publishes").
 enum class SignOutReason {
   logout,
   cancelled,

@@ -20,7 +20,8 @@
 namespace g2m {
 
 // The running agent's bridge: the broker session, the accounts, and the router of bridge
-// requests to them (typed commands, CONTRACT §2). Everything here runs on the loop thread.
+// requests to them (typed commands, docs/mqtt-api.md "Commands"). Everything here runs on the loop
+// thread.
 class Bridge {
  public:
   Bridge(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,

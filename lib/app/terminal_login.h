@@ -6,7 +6,7 @@
 
 namespace g2m {
 
-// `graph2mqtt login ACCOUNT [--browser]` (CONTRACT §5): a sign-in from a terminal, without a
+// `graph2mqtt login ACCOUNT [--browser]` (graph2mqtt(1)): a sign-in from a terminal, without a
 // broker, on the same SignInDriver the agent uses. Device code: prints the platform's message and
 // waits. Browser (with `browser`, sign_in_method browser, or auto once the tenant's policy
 // refused the device code): prints the sign-in address and reads the address the browser ended

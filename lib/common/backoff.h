@@ -22,7 +22,7 @@ class Jitter;
 
 // The wait before retrying after the `failures`-th transient failure in a row (counting it):
 // backoff_delay from `base`, capped, jittered, but never sooner than a Retry-After the server
-// asked for. The one retry rule of discovery, sign-in, refresh and Graph (CONTRACT §6).
+// asked for. The one retry rule of discovery, sign-in, refresh and Graph (docs/mqtt-api.md).
 Millis retry_delay(int& failures, Millis base, Millis cap, Jitter& jitter,
                    std::optional<Seconds> retry_after = std::nullopt);
 

@@ -711,7 +711,7 @@ class Validator {
     cfg_.accounts.push_back(std::move(out));
   }
 
-  // sign_in_method and redirect_uri (CONTRACT §3, §6 "Browser sign-in").
+  // sign_in_method and redirect_uri (config/config.yaml, §6 "Browser sign-in").
   void sign_in_method(const MapView& m, AccountConfig& out, bool v1) {
     std::optional<int> method_line;
     if (auto f = m.get("sign_in_method")) {

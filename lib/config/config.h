@@ -14,13 +14,14 @@
 
 namespace g2m {
 
-// The typed, validated, immutable configuration (CONTRACT §3). Built only by load_config().
+// The typed, validated, immutable configuration (config/config.yaml). Built only by load_config().
 
 enum class Provider { microsoft, oidc };
 enum class Protocol { v2, v1 };
 enum class SignIn { command, auto_ };
 // sign_in_method: auto (the default) starts with the device code and falls back to the browser
-// sign-in when the tenant's policy refuses the device code (CONTRACT §6 "Tenant policy").
+// sign-in when the tenant's policy refuses the device code (docs/mqtt-api.md "Browser sign-in and
+// tenant policy").
 enum class SignInMethodSetting { device_code, browser, auto_ };
 
 struct MqttConfig {
@@ -36,7 +37,8 @@ struct MqttConfig {
   std::optional<std::filesystem::path> ca, cert, key;
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
-  bool plain_topics = false;  // plain-text sub-topics for small displays (CONTRACT §1)
+  bool plain_topics = false;  // plain-text sub-topics for small displays (docs/mqtt-api.md "Topics
+                              // the agent publishes")
   // mqtt.max_message_size: no payload larger than this is published (nor a packet larger than
   // the broker's Maximum Packet Size; MqttSession checks both).
   std::size_t max_message_size = 1024 * 1024;
@@ -67,7 +69,8 @@ struct ResourceConfig {
   int max_pages = 1;
   // `fields`: NAME -> JSON pointer into the body, each published as graph/R/NAME (plain_topics).
   std::vector<std::pair<std::string, std::string>> fields;  // in file order
-  std::optional<std::string> ha_state;  // Home Assistant state template (CONTRACT §4)
+  std::optional<std::string>
+      ha_state;  // Home Assistant state template (docs/mqtt-api.md "Home Assistant")
 };
 
 struct AccountConfig {

@@ -30,11 +30,12 @@ struct GraphAuth {
   std::function<void(std::function<void(bool ok)>)> refresh;
 };
 
-// mqtt.max_message_size's default (CONTRACT §3).
+// mqtt.max_message_size's default (config/config.yaml).
 inline constexpr std::size_t kDefaultMaxGraphBytes = 1024 * 1024;
 
 // What to GET: `base + path`, up to `max_pages` pages, and at most `max_bytes` of body (the
-// largest payload the MQTT session can publish: CONTRACT §1 graph/R `too_large`).
+// largest payload the MQTT session can publish: docs/mqtt-api.md "Topics the agent publishes"
+// graph/R `too_large`).
 struct GraphGet {
   std::string base;
   std::string path;
@@ -43,9 +44,10 @@ struct GraphGet {
 };
 
 // GET `base + path`, following @odata.nextLink up to `max_pages` (same origin as `base` only),
-// refreshing once on a 401 and retrying once (CONTRACT §6 Tokens, §3 max_pages). A body larger
-// than `max_bytes` fails with code `too_large`; a paged merge stops at the first page that would
-// make it so, so nothing larger is ever held. `clock` dates a Retry-After given as an HTTP date.
+// refreshing once on a 401 and retrying once (docs/mqtt-api.md "Tokens", §3 max_pages). A body
+// larger than `max_bytes` fails with code `too_large`; a paged merge stops at the first page that
+// would make it so, so nothing larger is ever held. `clock` dates a Retry-After given as an HTTP
+// date.
 void graph_fetch(Http& http, const Clock& clock, GraphGet get, GraphAuth auth,
                  std::function<void(GraphResult)> done);
 

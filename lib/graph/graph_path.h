@@ -5,8 +5,8 @@
 
 namespace g2m {
 
-// The Graph path policy of the `graph` command (CONTRACT §2 `graph`): which paths may be appended
-// to the Graph base with the account's token.
+// The Graph path policy of the `graph` command (docs/mqtt-api.md "Commands" `graph`): which paths
+// may be appended to the Graph base with the account's token.
 
 // nullopt when `path` is safe to append to the Graph base, else the sentence that says why not:
 // it must start with /; no . or .. segments (also percent-encoded, or followed by `;` as in

@@ -7,7 +7,7 @@
 
 namespace g2m {
 
-// Resource path placeholders (CONTRACT §3): {now}, {today}, {tomorrow} (the gateway's local
+// Resource path placeholders (config/config.yaml): {now}, {today}, {tomorrow} (the gateway's local
 // midnights), {now+<duration>}, {now-<duration>}; each expands to an ISO 8601 UTC timestamp,
 // URL-encoded.
 

@@ -39,7 +39,7 @@ class ResourceSink {
 // Fetches one resource right after sign-in, then every `every` (minus up to 5 % jitter);
 // reports a body when it changed (JSON equality); after a failure retries after Retry-After
 // (429/503, at least 1 s) or with backoff from `every` capped at max(`every`, 1 h)
-// (CONTRACT §1 graph/R, §6 Graph).
+// (docs/mqtt-api.md "Topics the agent publishes" graph/R, §6 Graph).
 class ResourcePoller {
  public:
   ResourcePoller(EventLoop& loop, Http& http, PolledResource resource, std::string graph_base,

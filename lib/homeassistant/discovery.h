@@ -9,10 +9,10 @@
 
 namespace g2m {
 
-// Home Assistant MQTT device-based discovery (CONTRACT §4, HA 2024.11+): one retained config per
-// account on `P/device/B_A/config` holding all its components (sign-in state, QR code, buttons,
-// one sensor per Graph resource), and one bridge device with a connectivity sensor. Pure: these
-// functions build payloads and plans; DiscoverySync publishes them.
+// Home Assistant MQTT device-based discovery (docs/mqtt-api.md "Home Assistant", HA 2024.11+): one
+// retained config per account on `P/device/B_A/config` holding all its components (sign-in state,
+// QR code, buttons, one sensor per Graph resource), and one bridge device with a connectivity
+// sensor. Pure: these functions build payloads and plans; DiscoverySync publishes them.
 
 using RetainedConfigs = std::map<std::string, std::string>;  // topic -> payload
 

@@ -14,7 +14,7 @@
 namespace g2m {
 
 // Brings the broker's retained Home Assistant discovery configs in line with the configuration
-// (CONTRACT §4), once per run of the agent:
+// (docs/mqtt-api.md "Home Assistant"), once per run of the agent:
 //  1. after the first connection it subscribes to `P/+/+/config` and `P/+/+/+/config` and
 //     collects the retained configs, until a marker it publishes to itself comes back (the broker
 //     sends retained messages when it handles the SUBSCRIBE, before the marker) or a deadline;

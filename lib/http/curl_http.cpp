@@ -242,7 +242,8 @@ bool CurlHttp::start(Transfer& transfer) {
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer);
   if (request.connect_only) {
-    // The broker's TLS diagnosis: the MQTT connection never goes through a proxy (CONTRACT §6).
+    // The broker's TLS diagnosis: the MQTT connection never goes through a proxy
+    // (docs/mqtt-api.md).
     curl_easy_setopt(easy, CURLOPT_PROXY, "");
   } else if (options_.proxy) {
     curl_easy_setopt(easy, CURLOPT_PROXY, options_.proxy->c_str());

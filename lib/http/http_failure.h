@@ -9,7 +9,8 @@
 namespace g2m {
 
 // What a failed or refused HTTP answer says about trying again, read the same way for the
-// identity platform and for Graph (CONTRACT §1 Events `error`, §6 Graph and Untrusted input).
+// identity platform and for Graph (docs/mqtt-api.md "B/A/events" `error`, §6 Graph and Untrusted
+// input).
 
 // The event word for a transfer that got no HTTP answer: timeout, tls_error or network_error.
 const char* transport_error_code(TransportError error);

@@ -5,7 +5,7 @@
 
 namespace g2m {
 
-// The proxies the environment names for HTTP, read once (CONTRACT §3 identity.proxy, §6: the
+// The proxies the environment names for HTTP, read once (config/config.yaml identity.proxy, §6: the
 // MQTT connection never goes through a proxy the environment names).
 //
 // Paho C 1.3.12 reads the lower-case `http_proxy` (plain connections) and `https_proxy` (TLS)

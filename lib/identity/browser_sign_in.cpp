@@ -98,7 +98,8 @@ void BrowserSignIn::on_token(HttpResponse response) {
   }
   const auto& failure = std::get<AuthFailure>(outcome);
   // A failure in transit, or a code the platform refused (expired, reused, PKCE): the code is
-  // never sent twice, so the user signs in again at the same address (CONTRACT §2 complete).
+  // never sent twice, so the user signs in again at the same address (docs/mqtt-api.md "Commands"
+  // complete).
   if (failure.kind == AuthFailure::Kind::transient ||
       (failure.kind == AuthFailure::Kind::oauth && failure.error == "invalid_grant" &&
        !failure.policy)) {

@@ -10,9 +10,9 @@
 
 namespace g2m {
 
-// The browser method (CONTRACT §6 "Browser sign-in"): the authorization code with PKCE for a
-// native client. It sends nothing until the user's address comes back; then it redeems the
-// code once. Tenants that block the device code allow it.
+// The browser method (docs/mqtt-api.md "Browser sign-in and tenant policy"): the authorization code
+// with PKCE for a native client. It sends nothing until the user's address comes back; then it
+// redeems the code once. Tenants that block the device code allow it.
 class BrowserSignIn : public SignInStrategy {
  public:
   static constexpr Seconds kLifetime{15 * 60};
@@ -49,7 +49,8 @@ class BrowserSignIn : public SignInStrategy {
   std::string redirect_uri_;
   std::optional<Http::RequestId> request_;
   // Codes already sent to the token endpoint, by their challenge-style digest: a code is
-  // redeemed at most once (CONTRACT §2 complete), even if the same address is pasted again.
+  // redeemed at most once (docs/mqtt-api.md "Commands" complete), even if the same address is
+  // pasted again.
   std::set<std::string> sent_codes_;
 };
 

@@ -6,7 +6,7 @@
 namespace g2m {
 
 namespace {
-constexpr Millis kMaxBackoff{300'000};  // CONTRACT §6: backoff capped at 5 minutes
+constexpr Millis kMaxBackoff{300'000};  // docs/mqtt-api.md: backoff capped at 5 minutes
 }
 
 DeviceCodeSignIn::DeviceCodeSignIn(const SignInContext& context, SignInSteps& steps,

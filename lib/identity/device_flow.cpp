@@ -33,7 +33,7 @@ DeviceFlow::Decision DeviceFlow::on_poll_result(AuthOutcome<TokenResponse> outco
     return d;
   }
   transient_failures_ = 0;
-  // A tenant-policy refusal may come as access_denied: it is no user's decline (CONTRACT §6).
+  // A tenant-policy refusal may come as access_denied: it is no user's decline (docs/mqtt-api.md).
   if (failure.kind == AuthFailure::Kind::oauth && !failure.policy) {
     const std::string& e = failure.error;
     if (e == "authorization_pending") {

@@ -46,7 +46,7 @@ class DeviceFlow {
   // Call with the poll's answer as it arrives at `now`.
   Decision on_poll_result(AuthOutcome<TokenResponse> outcome, SteadyTime now);
 
-  static constexpr Millis kMaxBackoff{300'000};  // CONTRACT §6: backoff capped at 5 minutes
+  static constexpr Millis kMaxBackoff{300'000};  // docs/mqtt-api.md: backoff capped at 5 minutes
 
  private:
   DeviceCode code_;

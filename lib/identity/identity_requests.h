@@ -11,7 +11,7 @@
 namespace g2m {
 
 // The three requests of the device flow and of token refresh, for Microsoft v2, the legacy v1
-// endpoints and any RFC 8628 provider (CONTRACT §6): built in one place for the agent and for
+// endpoints and any RFC 8628 provider (docs/mqtt-api.md): built in one place for the agent and for
 // `graph2mqtt login`.
 HttpRequest device_code_request(const Config& config, const AccountConfig& account,
                                 const Endpoints& endpoints);

@@ -180,7 +180,7 @@ AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
         "the device-code answer lacks device_code, user_code, verification_uri or expires_in");
   }
   // What a display shows a person must not send them somewhere a network attacker can change,
-  // nor paint the terminal (CONTRACT §6 Untrusted input).
+  // nor paint the terminal (docs/mqtt-api.md "Untrusted input").
   if (!valid_user_code(*user_code)) {
     return invalid_response(response.status,
                             "the device-code answer's user_code is not 1-32 printable ASCII "

@@ -16,7 +16,7 @@
 
 namespace g2m {
 
-// How a request to the identity platform failed, already classified (CONTRACT §6).
+// How a request to the identity platform failed, already classified (docs/mqtt-api.md).
 struct AuthFailure {
   enum class Kind {
     oauth,      // the platform answered with an OAuth `error` (any HTTP status)
@@ -56,7 +56,7 @@ struct TokenResponse {
 template <typename T>
 using AuthOutcome = std::variant<T, AuthFailure>;
 
-// Bounds on what a server may ask of us (CONTRACT §6 Untrusted input): longer values are
+// Bounds on what a server may ask of us (docs/mqtt-api.md "Untrusted input"): longer values are
 // clamped to these, so a broken or hostile server cannot park a sign-in or a retry for a year.
 inline constexpr Seconds kMaxDeviceCodeLifetime{3600};
 inline constexpr Seconds kMaxPollInterval{60};

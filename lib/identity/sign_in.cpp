@@ -159,7 +159,8 @@ void SignInDriver::tokens(TokenResponse response) {
 
 void SignInDriver::fetch_user(TokenSet tokens) {
   // No name in an id_token: ask Graph's /me (or the provider's userinfo endpoint) before
-  // announcing the sign-in, so signed_in carries the user (CONTRACT §1 auth/state U).
+  // announcing the sign-in, so signed_in carries the user (docs/mqtt-api.md "Topics the agent
+  // publishes" auth/state U).
   enter(SignInPhase::fetching_user);
   const bool oidc = ctx_.config.identity.provider == Provider::oidc;
   auto pending = std::make_shared<TokenSet>(std::move(tokens));
@@ -204,7 +205,8 @@ void SignInDriver::fetch_user(TokenSet tokens) {
 void SignInDriver::refused(const AuthFailure& failure) {
   const bool device_code = strategy_ && strategy_->method() == SignInMethod::device_code;
   if (failure.policy && device_code && fallback_to_browser_ && browser_possible()) {
-    // CONTRACT §6 "Tenant policy": under auto, the browser sign-in starts at once instead.
+    // docs/mqtt-api.md "Browser sign-in and tenant policy": under auto, the browser sign-in starts
+    // at once instead.
     ctx_.log.warn(ctx_.account.name, ": ", failure.description,
                   "; starting a browser sign-in instead");
     expiry_timer_.cancel();

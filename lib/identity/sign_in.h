@@ -22,7 +22,7 @@ namespace g2m {
 //   idle → resolving → requesting_code → waiting_for_user → fetching_user → idle   (device code)
 //   idle → resolving → waiting_for_user ⇄ redeeming → fetching_user → idle        (browser)
 // waiting_for_user may also move to the browser sign-in's waiting_for_user when the tenant's
-// policy refuses the device code (CONTRACT §6 "Tenant policy").
+// policy refuses the device code (docs/mqtt-api.md "Browser sign-in and tenant policy").
 enum class SignInPhase {
   idle,
   resolving,
@@ -33,7 +33,8 @@ enum class SignInPhase {
 };
 const char* to_string(SignInPhase phase);
 
-// What a display shows while a sign-in waits for the user (CONTRACT §1 auth/code).
+// What a display shows while a sign-in waits for the user (docs/mqtt-api.md "Topics the agent
+// publishes" auth/code).
 struct SignInPrompt {
   SignInMethod method = SignInMethod::device_code;
   std::string user_code;  // device code only

@@ -5,7 +5,7 @@
 
 namespace g2m {
 
-// How a sign-in gets the user's consent (CONTRACT §6): the device-code flow (RFC 8628), or the
+// How a sign-in gets the user's consent (docs/mqtt-api.md): the device-code flow (RFC 8628), or the
 // browser sign-in (authorization code with PKCE) for tenants whose policy blocks device code.
 enum class SignInMethod { device_code, browser };
 

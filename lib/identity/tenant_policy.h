@@ -7,9 +7,10 @@ namespace g2m {
 
 struct AuthFailure;
 
-// A tenant's policy that refuses the device-code flow (CONTRACT §6 "Tenant policy"): security
-// defaults (every tenant created since 1 July 2026) or Conditional Access (authentication-flow
-// policies, Microsoft's managed "Block device code flow", device-state requirements).
+// A tenant's policy that refuses the device-code flow (docs/mqtt-api.md "Browser sign-in and tenant
+// policy"): security defaults (every tenant created since 1 July 2026) or Conditional Access
+// (authentication-flow policies, Microsoft's managed "Block device code flow", device-state
+// requirements).
 enum class TenantPolicy { security_defaults, conditional_access };
 
 const char* to_string(TenantPolicy policy);

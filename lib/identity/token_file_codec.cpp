@@ -119,7 +119,7 @@ Decoded decode(char* text, std::size_t size, const TokenBinding& expected) {
 
   rapidjson::Document doc;
   std::string why;
-  // Nested deeper than 256 levels is corrupt too (CONTRACT §6 Untrusted input).
+  // Nested deeper than 256 levels is corrupt too (docs/mqtt-api.md "Untrusted input").
   if (json::parse_insitu(doc, text, size, &why) != json::ParseError::none) {
     return corrupt("it is " + why);
   }

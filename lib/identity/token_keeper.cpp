@@ -7,10 +7,10 @@
 namespace g2m {
 
 namespace {
-constexpr Millis kMaxBackoff{300'000};  // CONTRACT §6: backoff capped at 5 minutes
+constexpr Millis kMaxBackoff{300'000};  // docs/mqtt-api.md: backoff capped at 5 minutes
 constexpr Millis kPersistRetry{5'000};
 // Another process (`graph2mqtt login`) holds the lock: try again soon, and say storage_error
-// only once it has been held this long (CONTRACT §6 Tokens).
+// only once it has been held this long (docs/mqtt-api.md "Tokens").
 constexpr Millis kLockRetry{200};
 constexpr Millis kLockPatience{5'000};
 }  // namespace
@@ -197,7 +197,7 @@ TokenStore::WriteResult TokenKeeper::forget() {
   if (removed.busy) retry_remove(before);
   if (!removed.ok) {
     ctx_.log.error(ctx_.account.name, ": ", removed.message);
-    undeletable_file_ = before;  // never loaded again by this run (CONTRACT §6 Tokens)
+    undeletable_file_ = before;  // never loaded again by this run (docs/mqtt-api.md "Tokens")
   }
   seen_file_.reset();
   finish(false);  // after the tokens are gone: a waiting refresh learns it

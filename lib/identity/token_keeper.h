@@ -46,8 +46,8 @@ struct TokenKeeperContext {
   std::uint64_t refresh_offset = 0;
 };
 
-// One account's tokens through their life (CONTRACT §6 Tokens): adopted after a sign-in or from
-// disk, persisted before use (the persist retried while the disk is sick), refreshed on a
+// One account's tokens through their life (docs/mqtt-api.md "Tokens"): adopted after a sign-in or
+// from disk, persisted before use (the persist retried while the disk is sick), refreshed on a
 // schedule or on demand with one refresh in flight and waiters, forgotten on disk and in memory,
 // and the watch for a file that `graph2mqtt login` wrote. It is the GraphAuth fetches use.
 class TokenKeeper {

@@ -139,7 +139,7 @@ TokenStore::LoadResult TokenStore::load(const std::string& account,
       break;
   }
   // Never loaded, whatever it holds: a file we did not write, or one others could have written,
-  // may have been planted (CONTRACT §6 Tokens).
+  // may have been planted (docs/mqtt-api.md "Tokens").
   if (read.owner != ::geteuid()) {
     return corrupt("it is owned by uid " + std::to_string(read.owner) +
                    ", not by the agent's user (uid " + std::to_string(::geteuid()) +

@@ -17,8 +17,8 @@ namespace g2m {
 // directory) under an exclusive flock on <dir>/<account>.lock, so the agent and `graph2mqtt
 // login` never interleave writes. The lock is only ever tried, never waited for: a lock held by
 // the other process makes save()/remove() return `busy` at once, and the caller tries again
-// later (CONTRACT §6 Tokens: storage_error after 5 s). The format lives in token_file_codec.h,
-// the system calls in posix_file.h.
+// later (docs/mqtt-api.md "Tokens": storage_error after 5 s). The format lives in
+// token_file_codec.h, the system calls in posix_file.h.
 class TokenStore {
  public:
   struct LoadResult {

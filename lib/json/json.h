@@ -14,8 +14,8 @@ namespace g2m::json {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// JSON nested deeper than this is invalid wherever it comes from (CONTRACT §6 Untrusted input):
-// RapidJSON's default parser recurses once per level, and everything that walks a Document
+// JSON nested deeper than this is invalid wherever it comes from (docs/mqtt-api.md "Untrusted
+// input"): RapidJSON's default parser recurses once per level, and everything that walks a Document
 // (Accept, ==, copying) still does, so an unbounded depth is a stack overflow waiting to happen.
 inline constexpr int kMaxDepth = 256;
 

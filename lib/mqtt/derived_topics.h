@@ -10,12 +10,12 @@
 
 namespace g2m {
 
-// The topics derived from an account's own retained topics (CONTRACT §1): `auth/qr`, the PNG of
-// the address a sign-in asks the user to open, and with `mqtt.plain_topics` the plain-text
-// sub-topics for displays that cannot parse JSON (`auth/state/state`, `auth/code/user_code`,
-// `auth/code/expires_at`, `auth/code/expires_at_epoch`, `graph/R/NAME`). Each is set when its
-// parent is and cleared when its parent is, through MqttSession::set_retained, so it is
-// re-published after every reconnection like its parent.
+// The topics derived from an account's own retained topics (docs/mqtt-api.md "Topics the agent
+// publishes"): `auth/qr`, the PNG of the address a sign-in asks the user to open, and with
+// `mqtt.plain_topics` the plain-text sub-topics for displays that cannot parse JSON
+// (`auth/state/state`, `auth/code/user_code`, `auth/code/expires_at`, `auth/code/expires_at_epoch`,
+// `graph/R/NAME`). Each is set when its parent is and cleared when its parent is, through
+// MqttSession::set_retained, so it is re-published after every reconnection like its parent.
 class DerivedTopics {
  public:
   DerivedTopics(const Config& config, MqttSession& session);

@@ -8,8 +8,8 @@ namespace g2m {
 
 namespace {
 
-// CONTRACT §1: after losing the broker, try again 1 s later and every second for the first 10 s
-// of the outage, then back off to at most 30 s between attempts.
+// docs/mqtt-api.md "Topics the agent publishes": after losing the broker, try again 1 s later and
+// every second for the first 10 s of the outage, then back off to at most 30 s between attempts.
 constexpr Millis kFastRetry{1000};
 constexpr Millis kFastPhase{10'000};
 constexpr Millis kSlowFirst{2000};

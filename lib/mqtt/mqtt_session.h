@@ -23,7 +23,7 @@ namespace g2m {
 // The agent's side of the broker connection, on the loop thread. It remembers the current value
 // of every retained topic and re-publishes all of them after each (re)connection, so a broker
 // that lost its retained store is whole again; events and replies produced while the broker is
-// unreachable wait in a bounded queue (CONTRACT §1 "Always").
+// unreachable wait in a bounded queue (docs/mqtt-api.md "The connection to the broker").
 //
 // Delivery is paced by the broker, not by a timer: the client library is handed at most as many
 // unacknowledged QoS 1/2 messages as the broker's Receive Maximum allows, and each acknowledgement
@@ -65,8 +65,9 @@ class MqttSession {
     connect_failure_hook_ = std::move(hook);
   }
 
-  // Called after every set_retained with its arguments (the derived topics of CONTRACT §1 follow
-  // their parent topics this way); the hook may set other retained topics.
+  // Called after every set_retained with its arguments (the derived topics of docs/mqtt-api.md
+  // "Topics the agent publishes" follow their parent topics this way); the hook may set other
+  // retained topics.
   using RetainedHook = std::function<void(const std::string& topic, const std::string& payload,
                                           std::optional<SystemTime> expires_at)>;
   void on_retained_set(RetainedHook hook) { retained_hook_ = std::move(hook); }
@@ -124,7 +125,8 @@ class MqttSession {
   std::function<void()> connected_hook_;
   bool connected_ = false;
   bool stopping_ = false;
-  // Reconnection (CONTRACT §1): every second for the first 10 s of an outage, then backing off.
+  // Reconnection (docs/mqtt-api.md "Topics the agent publishes"): every second for the first 10 s
+  // of an outage, then backing off.
   std::optional<SteadyTime> outage_since_;
   int failed_attempts_ = 0;  // connect attempts failed since the last connection
   int backoff_step_ = 0;     // attempts made after the first 10 s

@@ -119,7 +119,7 @@ class PahoMqttClient::DeliveryListener final : public mqtt::iaction_listener {
 
 PahoMqttClient::PahoMqttClient(const MqttConfig& config, Logger& log)
     : config_(config), log_(log), gate_(std::make_shared<Gate>()) {
-  // The broker connection never goes through a proxy the environment names (CONTRACT §6): take
+  // The broker connection never goes through a proxy the environment names (docs/mqtt-api.md): take
   // Paho's proxy variables out of the environment before it can read them.
   take_proxy_environment();
   // Paho 1.2.0: MQTT 5 must be chosen when the client is created AND when it connects.
@@ -135,7 +135,8 @@ PahoMqttClient::PahoMqttClient(const MqttConfig& config, Logger& log)
       .keep_alive_interval(config_.keepalive)
       .connect_timeout(std::chrono::seconds(10))
       .max_inflight(kMaxInflight)
-      .automatic_reconnect(false)  // MqttSession schedules reconnects (CONTRACT §1 cadence)
+      .automatic_reconnect(false)  // MqttSession schedules reconnects (docs/mqtt-api.md "Topics the
+                                   // agent publishes" cadence)
       .will(mqtt::message(will_topic, std::string(R"({"state":"offline"})"), 1, true));
   // After mqtt_version(): the setter resets the session flag of the other protocol version.
   if (version == MQTTVERSION_5)

@@ -11,7 +11,7 @@
 
 namespace g2m {
 
-// MqttClient on Eclipse Paho MQTT C++ 1.2.0 (see shared/reference/mqtt-facts.md §3 for the
+// MqttClient on Eclipse Paho MQTT C++ 1.2.0 (see docs/mqtt-api.md "MQTT 5 and MQTT 3.1.1" for the
 // pitfalls this works around: v5 must be chosen at creation and at connect; handlers are
 // installed before connect and never changed; nothing blocks inside a callback).
 //

@@ -67,8 +67,8 @@ bool is_transaction_key(std::string_view key) {
 
 // The text of the top-level member `transaction` as it stands in the payload (the first one, as
 // FindMember finds), so that the reply echoes the same bytes rather than a re-serialised value
-// (CONTRACT §6 Untrusted input: `1.50` stays `1.50`, `"\u00e9"` stays `"\u00e9"`). Runs only on a
-// payload that json::parse accepted as an object, so the scan can trust its shape.
+// (docs/mqtt-api.md "Untrusted input": `1.50` stays `1.50`, `"\u00e9"` stays `"\u00e9"`). Runs only
+// on a payload that json::parse accepted as an object, so the scan can trust its shape.
 std::optional<std::string> transaction_text(std::string_view text) {
   std::size_t i = skip_space(text, 0);
   if (i >= text.size() || text[i] != '{') return std::nullopt;

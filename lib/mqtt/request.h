@@ -12,9 +12,9 @@
 
 namespace g2m {
 
-// A bridge request, parsed and checked against CONTRACT §2 before any state is touched: first
-// the envelope (parse_request: size, UTF-8, JSON object, transaction, account, response topic),
-// then, once the account is known, the action's own fields (parse_command).
+// A bridge request, parsed and checked against docs/mqtt-api.md "Commands" before any state is
+// touched: first the envelope (parse_request: size, UTF-8, JSON object, transaction, account,
+// response topic), then, once the account is known, the action's own fields (parse_command).
 struct Request {
   std::string action;
   rapidjson::Document body;                // always an object ({} for an empty payload)
@@ -31,7 +31,7 @@ struct RequestError {
 
 inline constexpr std::size_t kMaxRequestBytes = 65536;
 
-// The topics a request may not send its replies to (CONTRACT §2): B/... (but
+// The topics a request may not send its replies to (docs/mqtt-api.md "Commands"): B/... (but
 // B/bridge/response/...) and P/... where P is homeassistant.prefix, enabled or not.
 struct ReplyPolicy {
   std::string base_topic;
@@ -48,7 +48,7 @@ std::variant<Request, RequestError> parse_request(const ReplyPolicy& policy,
 // topics), and not under the discovery prefix (nor make Home Assistant entities).
 bool response_topic_allowed(const ReplyPolicy& policy, const std::string& topic);
 
-// The commands, one struct per action (CONTRACT §2 table).
+// The commands, one struct per action (docs/mqtt-api.md "Commands" table).
 struct LoginCommand {
   bool force = false;
   std::optional<SignInMethod> method;  // nullopt: the account's sign_in_method

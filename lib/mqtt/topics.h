@@ -6,8 +6,9 @@
 
 namespace g2m {
 
-// Every MQTT topic the agent publishes or subscribes to (CONTRACT §1, §2, §4), built in one
-// place. B is mqtt.base_topic, A an account, R a resource, P homeassistant.prefix.
+// Every MQTT topic the agent publishes or subscribes to (docs/mqtt-api.md "Topics the agent
+// publishes", §2, §4), built in one place. B is mqtt.base_topic, A an account, R a resource, P
+// homeassistant.prefix.
 namespace topics {
 
 std::string bridge_state(std::string_view base);  // B/bridge/state (also the will)

@@ -83,7 +83,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string text(g2m::fuzz::as_text(data, size));
   try {
     const g2m::Config cfg = g2m::parse_config(text, scratch / "config.yaml");
-    // What the rest of the agent relies on once a config was accepted (config.h, CONTRACT §3).
+    // What the rest of the agent relies on once a config was accepted (config.h,
+    // config/config.yaml).
     require(!cfg.accounts.empty(), "an accepted config has at least one account");
     require(cfg.mqtt.port >= 1 && cfg.mqtt.port <= 65535, "the MQTT port is 1..65535");
     require(cfg.mqtt.version == 4 || cfg.mqtt.version == 5, "the MQTT version is 4 or 5");

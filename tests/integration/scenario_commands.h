@@ -1,6 +1,6 @@
-// Helpers for the tests of the MQTT command contract (CONTRACT §2): raw requests whose reply is
-// the next message on the fixed response topic, replies matched by transaction, snapshots of the
-// retained state, and ISO 8601 timestamps.
+// Helpers for the tests of the MQTT command contract (docs/mqtt-api.md "Commands"): raw requests
+// whose reply is the next message on the fixed response topic, replies matched by transaction,
+// snapshots of the retained state, and ISO 8601 timestamps.
 #pragma once
 
 #include <algorithm>
@@ -90,7 +90,7 @@ inline std::optional<std::string> transaction_of(const rapidjson::Value& r) {
   return to_json(r["transaction"]);
 }
 
-// The keys of an auth state object (CONTRACT §1), in any order.
+// The keys of an auth state object (docs/mqtt-api.md "Topics the agent publishes"), in any order.
 inline bool is_state_object(const rapidjson::Value& v) {
   if (!v.IsObject()) return false;
   for (const char* key : {"state", "since", "user", "expires_at", "scopes", "reason", "code"}) {

@@ -1,5 +1,6 @@
-// Limits that protect the tokens and the identity platform (CONTRACT §2 Limits): `refresh`
-// without a resource, a login during a retry wait, and replies that say what really happened.
+// Limits that protect the tokens and the identity platform (docs/mqtt-api.md "Rate limits"):
+// `refresh` without a resource, a login during a retry wait, and replies that say what really
+// happened.
 #include <doctest/doctest.h>
 
 #include "scenario_extra.h"

@@ -1,6 +1,6 @@
-// Malformed requests (CONTRACT §2): each gets an error reply that says what was wrong — never a
-// crash, never silence, never a change of state. Requests delivered as retained messages are
-// never executed.
+// Malformed requests (docs/mqtt-api.md "Commands"): each gets an error reply that says what was
+// wrong — never a crash, never silence, never a change of state. Requests delivered as retained
+// messages are never executed.
 #include <doctest/doctest.h>
 
 #include <functional>

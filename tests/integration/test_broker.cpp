@@ -1,8 +1,8 @@
 // Broker loss (issue: "the agent must survive broker loss"): Mosquitto runs without persistence,
 // so a kill -9 takes every retained message with it. After each reconnection the agent must
 // re-publish every retained topic with its current value within 1 s, then send the events it
-// produced while the broker was away (CONTRACT §1 "Always"). Sign-ins and Graph polling go on
-// without the broker (§6 "Secrets and loss").
+// produced while the broker was away (docs/mqtt-api.md "The connection to the broker"). Sign-ins
+// and Graph polling go on without the broker (§6 "Secrets and loss").
 #include <doctest/doctest.h>
 
 #include "scenario_broker.h"
@@ -14,9 +14,10 @@ namespace {
 using Clock = SteadyClock;
 
 // The agent comes back on its own schedule (every second for the first 10 s of the outage, then
-// backing off to one attempt every 30 s; CONTRACT §1).
+// backing off to one attempt every 30 s; docs/mqtt-api.md "Topics the agent publishes").
 constexpr auto kReconnectDeadline = 40s;
-// CONTRACT §1: the broker is whole again within one second of the reconnection.
+// docs/mqtt-api.md "Topics the agent publishes": the broker is whole again within one second of the
+// reconnection.
 constexpr auto kRepublishWindow = 1000ms;
 
 long long ms_between(Clock::time_point from, Clock::time_point to) {
@@ -313,7 +314,8 @@ TEST_CASE(
   CHECK(json_str(refreshed.json(), "expires_at") == json_str(state.json(), "expires_at"));
 
   // What is stored is the newest refresh token: the next refresh uses it, not a rotated one.
-  // (A Graph 401 triggers it: `refresh` commands are limited to one per 10 s, CONTRACT §2.)
+  // (A Graph 401 triggers it: `refresh` commands are limited to one per 10 s, docs/mqtt-api.md
+  // "Commands".)
   s.simulator.expire_tokens();
   const auto reply = d.request("refresh", R"({"account":"kitchen","resource":"me"})");
   CHECK(json_str(reply, "status") == "ok");
@@ -331,8 +333,8 @@ TEST_CASE(
   const auto started = Clock::now();
   Agent& agent = w.start_agent(w.agent_config_for(w.broker.url(), "client_id: g2m-agent\n"));
 
-  // Attempts at 0 s, 1 s, 2 s (every second in the first 10 s of the outage, CONTRACT §1): not a
-  // tight loop, not given up.
+  // Attempts at 0 s, 1 s, 2 s (every second in the first 10 s of the outage, docs/mqtt-api.md
+  // "Topics the agent publishes"): not a tight loop, not given up.
   const auto attempts = [&] { return count_of(agent.log_text(), "error mqtt:"); };
   REQUIRE_MESSAGE(poll_until([&] { return attempts() >= 3; }, 10s),
                   "fewer than 3 connection attempts logged:\n"

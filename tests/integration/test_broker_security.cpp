@@ -1,7 +1,7 @@
-// Broker security (CONTRACT §3 mqtt.*; shared/reference/mqtt-facts.md §4): the agent logs in
-// with a user name and a password file, works under an ACL that lets displays only read, and
-// connects over TLS (with a client certificate too) or WebSockets. A wrong password or a wrong CA
-// never makes it hang silently: its log says what is wrong, and it keeps retrying.
+// Broker security (config/config.yaml mqtt.*; docs/mqtt-api.md "The connection to the broker"): the
+// agent logs in with a user name and a password file, works under an ACL that lets displays only
+// read, and connects over TLS (with a client certificate too) or WebSockets. A wrong password or a
+// wrong CA never makes it hang silently: its log says what is wrong, and it keeps retrying.
 #include <doctest/doctest.h>
 
 #include "scenario_broker.h"

@@ -1,6 +1,6 @@
-// The browser sign-in (CONTRACT §6 "Browser sign-in", §2 login.method and complete) and tenant
-// policy (§6 "Tenant policy"), as a display sees them over MQTT, with the simulator's PKCE,
-// code-reuse and policy counters as the referee.
+// The browser sign-in (docs/mqtt-api.md "Browser sign-in and tenant policy", §2 login.method and
+// complete) and tenant policy (§6 "Tenant policy"), as a display sees them over MQTT, with the
+// simulator's PKCE, code-reuse and policy counters as the referee.
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>

@@ -1,5 +1,6 @@
-// The MQTT command contract (CONTRACT §2): every action with its reply shape, the transaction
-// rules, the account rules with one and with two accounts, and the per-account rate limits.
+// The MQTT command contract (docs/mqtt-api.md "Commands"): every action with its reply shape, the
+// transaction rules, the account rules with one and with two accounts, and the per-account rate
+// limits.
 #include <doctest/doctest.h>
 
 #include "scenario_commands.h"

@@ -1,8 +1,8 @@
-// Delivery on a stock Mosquitto (CONTRACT §1 "Always"): the broker grants a client 20 QoS 1
-// messages in flight (MQTT 5 Receive Maximum); the agent must hand over the next message at each
-// acknowledgement rather than leave Paho to find it at its 1-second poll (paho.mqtt.c#1404),
-// which delivered ~20 messages a second: 1,000 accounts needed ~2 minutes to be on the broker.
-// And the broker connection: the client id (a takeover is said so in the log).
+// Delivery on a stock Mosquitto (docs/mqtt-api.md "The connection to the broker"): the broker
+// grants a client 20 QoS 1 messages in flight (MQTT 5 Receive Maximum); the agent must hand over
+// the next message at each acknowledgement rather than leave Paho to find it at its 1-second poll
+// (paho.mqtt.c#1404), which delivered ~20 messages a second: 1,000 accounts needed ~2 minutes to be
+// on the broker. And the broker connection: the client id (a takeover is said so in the log).
 #include <doctest/doctest.h>
 
 #include <set>

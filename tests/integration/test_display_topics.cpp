@@ -1,5 +1,6 @@
-// What small displays read (CONTRACT §1): auth/qr, a PNG of the address to open, and with
-// mqtt.plain_topics the plain-text sub-topics of auth/state, auth/code and graph/R.
+// What small displays read (docs/mqtt-api.md "Topics the agent publishes"): auth/qr, a PNG of the
+// address to open, and with mqtt.plain_topics the plain-text sub-topics of auth/state, auth/code
+// and graph/R.
 #include <doctest/doctest.h>
 
 #include <cstdio>

@@ -1,7 +1,8 @@
-// Graph resources (CONTRACT §1 graph/R, §3 resources / max_pages / placeholders, §6 Graph):
-// fetched right after a sign-in, published retained, then only when the body changes (or on a
-// `refresh`); pages merged; placeholders expanded; 429/503 honour Retry-After, other failures back
-// off, and one failing resource never stalls another; logout clears the topics.
+// Graph resources (docs/mqtt-api.md "Topics the agent publishes" graph/R, §3 resources / max_pages
+// / placeholders, §6 Graph): fetched right after a sign-in, published retained, then only when the
+// body changes (or on a `refresh`); pages merged; placeholders expanded; 429/503 honour
+// Retry-After, other failures back off, and one failing resource never stalls another; logout
+// clears the topics.
 #include <ctime>
 
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
-// Home Assistant MQTT device-based discovery (CONTRACT §4), seen from Home Assistant's side of
-// the broker: the configs, their re-publication, the migration of the per-entity configs of
-// earlier versions and the clean-up of what the configuration no longer has.
+// Home Assistant MQTT device-based discovery (docs/mqtt-api.md "Home Assistant"), seen from Home
+// Assistant's side of the broker: the configs, their re-publication, the migration of the
+// per-entity configs of earlier versions and the clean-up of what the configuration no longer has.
 #include <doctest/doctest.h>
 
 #include "scenario.h"

@@ -1,5 +1,5 @@
-// MQTT 5 request/response (CONTRACT §2: response topic + correlation data, and the topics that
-// are refused), the message-expiry interval of auth/code (§1), and MQTT 3.1.1 mode (§3
+// MQTT 5 request/response (docs/mqtt-api.md "Commands": response topic + correlation data, and the
+// topics that are refused), the message-expiry interval of auth/code (§1), and MQTT 3.1.1 mode (§3
 // `mqtt.version: 4`) end to end with a 3.1.1 display.
 #include <doctest/doctest.h>
 

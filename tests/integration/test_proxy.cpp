@@ -1,6 +1,6 @@
-// CONTRACT §6 "Untrusted input": the MQTT connection never goes through a proxy the environment
-// names; §3 identity.proxy: HTTP uses HTTPS_PROXY / NO_PROXY from the environment. Paho C
-// 1.3.12 reads the lower-case http_proxy / https_proxy for the broker connection and ignores
+// docs/mqtt-api.md "Untrusted input": the MQTT connection never goes through a proxy the
+// environment names; §3 identity.proxy: HTTP uses HTTPS_PROXY / NO_PROXY from the environment. Paho
+// C 1.3.12 reads the lower-case http_proxy / https_proxy for the broker connection and ignores
 // no_proxy; libcurl reads them for HTTP. Here they point at a loopback listener that only counts
 // connections and records the request line each one sends (an HTTP proxy sees
 // "CONNECT host:port HTTP/1.1").

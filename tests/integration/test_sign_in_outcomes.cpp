@@ -1,6 +1,6 @@
-// Every outcome of a device-code sign-in (CONTRACT §6 Device flow, §1 auth/state, auth/code,
-// events, §2 login / cancel), as a display sees it over MQTT, with the simulator's protocol
-// counters as the referee.
+// Every outcome of a device-code sign-in (docs/mqtt-api.md "Commands" (login), §1 auth/state,
+// auth/code, events, §2 login / cancel), as a display sees it over MQTT, with the simulator's
+// protocol counters as the referee.
 #include <doctest/doctest.h>
 
 #include <cctype>
@@ -395,7 +395,7 @@ TEST_CASE("sign-in: another OAuth error while polling ends the sign-in with reas
 TEST_CASE(
     "sign-in: a Conditional Access refusal of /devicecode says the tenant blocks device-code "
     "sign-in") {
-  // Under sign_in_method device_code a policy refusal ends as blocked (CONTRACT §6 "Tenant
+  // Under sign_in_method device_code a policy refusal ends as blocked (docs/mqtt-api.md "Tenant
   // policy"); under auto the browser sign-in follows (test_browser_sign_in.cpp).
   ScenarioOptions o;
   o.accounts = kitchen_account("  sign_in_method: device_code\n");
@@ -504,7 +504,8 @@ TEST_CASE("sign-in: Microsoft's own HTTP 200 error for a bad tenant is an error"
       kState, [](const rapidjson::Value& v) { return json_str(v, "reason") == "error"; }, 10s,
       since);
   // The simulator did answer with 200.
-  CHECK(s.simulator.log_text().find("/notadomain-.com/oauth2/v2.0/devicecode 200") != std::string::npos);
+  CHECK(s.simulator.log_text().find("/notadomain-.com/oauth2/v2.0/devicecode 200") !=
+        std::string::npos);
   CHECK(s.simulator.counters().devicecode == 1);
 }
 

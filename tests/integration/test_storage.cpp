@@ -1,5 +1,5 @@
-// Storage failures (CONTRACT §6 Tokens, §2 logout): a token folder that refuses writes. Tests run
-// as root, which file modes do not stop, so the folder is made immutable with chattr.
+// Storage failures (docs/mqtt-api.md "Tokens", §2 logout): a token folder that refuses writes.
+// Tests run as root, which file modes do not stop, so the folder is made immutable with chattr.
 #include <doctest/doctest.h>
 
 #include <sys/mount.h>

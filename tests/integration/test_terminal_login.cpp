@@ -1,4 +1,4 @@
-// `graph2mqtt login ACCOUNT` (CONTRACT §5): a sign-in from a terminal that stores the tokens
+// `graph2mqtt login ACCOUNT` (graph2mqtt(1)): a sign-in from a terminal that stores the tokens
 // where the agent finds them, with its exit statuses, and a running agent picking them up.
 #include <doctest/doctest.h>
 

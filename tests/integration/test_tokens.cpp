@@ -1,5 +1,6 @@
-// The token lifecycle (CONTRACT §6 Tokens, §1 events and graph/R, §2 refresh / logout): refresh
-// on command, on a Graph 401 and ahead of expiry; rotation; rejection; the token file on disk.
+// The token lifecycle (docs/mqtt-api.md "Tokens", §1 events and graph/R, §2 refresh / logout):
+// refresh on command, on a Graph 401 and ahead of expiry; rotation; rejection; the token file on
+// disk.
 #include <doctest/doctest.h>
 
 #include "scenario_commands.h"
@@ -192,8 +193,8 @@ TEST_CASE("tokens: strict rotation over several refreshes never reuses a rotated
   options.simulator_args = {"--interval", "1", "--strict-rotation"};
   Scenario s(options);
   sign_in_with_resources(s);
-  // `refresh` commands are limited to one per 10 s (CONTRACT §2): the first is one, the next two
-  // are Graph 401s (an expired access token), which refresh without limit.
+  // `refresh` commands are limited to one per 10 s (docs/mqtt-api.md "Commands"): the first is one,
+  // the next two are Graph 401s (an expired access token), which refresh without limit.
   for (int i = 0; i < 3; ++i) {
     const auto since = s.display.mark();
     if (i > 0) s.simulator.expire_tokens();

@@ -1,7 +1,7 @@
-// The request vocabulary's newer rules end to end (CONTRACT §2): a response topic under the Home
-// Assistant discovery prefix is refused whether discovery is on or off, the transaction comes
-// back exactly as it was written, and `graph` refuses hostile encodings of its path before
-// anything reaches Graph.
+// The request vocabulary's newer rules end to end (docs/mqtt-api.md "Commands"): a response topic
+// under the Home Assistant discovery prefix is refused whether discovery is on or off, the
+// transaction comes back exactly as it was written, and `graph` refuses hostile encodings of its
+// path before anything reaches Graph.
 #include <doctest/doctest.h>
 
 #include "scenario_broker.h"

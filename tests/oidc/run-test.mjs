@@ -659,7 +659,7 @@ async function main() {
     fs.accessSync(AGENT, fs.constants.X_OK);
   });
   await setup.step('settings are usable', () => {
-    // An access token with 30 s or less left is refreshed at once (CONTRACT §6), which would make
+    // An access token with 30 s or less left is refreshed at once (docs/mqtt-api.md), which would make
     // every sign-in a refresh: the checks below assume a first token that is used as issued.
     expect(Number.isInteger(AT_TTL) && AT_TTL > 30, `G2M_OIDC_AT_TTL=${env.G2M_OIDC_AT_TTL} must be a whole number above 30`);
     expect(Number.isInteger(DC_TTL) && DC_TTL >= 5 && DC_TTL < 120, `G2M_OIDC_DC_TTL=${env.G2M_OIDC_DC_TTL} must be 5..119`);
@@ -842,7 +842,7 @@ accounts:
     for (const [value, kind] of secrets) {
       for (const a of agents) if (agentLog(a).includes(value)) leaks.push(`${kind} in ${a.name}'s log`);
       for (const m of msgs) {
-        // The pasted address reaches the agent on its request topic by design (CONTRACT §2
+        // The pasted address reaches the agent on its request topic by design (docs/mqtt-api.md "Commands"
         // complete): that message is the display's, not the agent's.
         if (kind === 'code' && m.topic.endsWith('/bridge/request/complete')) continue;
         if (m.text.includes(value)) leaks.push(`${kind} on ${m.topic}`);

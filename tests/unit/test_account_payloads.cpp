@@ -1,4 +1,5 @@
-// auth/state, auth/code and event fields (CONTRACT §1), as pure functions.
+// auth/state, auth/code and event fields (docs/mqtt-api.md "Topics the agent publishes"), as pure
+// functions.
 #include <doctest/doctest.h>
 
 #include <rapidjson/document.h>

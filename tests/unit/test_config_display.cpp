@@ -1,5 +1,5 @@
 // The config keys for small displays and Home Assistant: mqtt.plain_topics, a resource's fields
-// and ha_state (CONTRACT §3).
+// and ha_state (config/config.yaml).
 #include <doctest/doctest.h>
 
 #include <string>

@@ -1,4 +1,4 @@
-// sign_in_method and redirect_uri (CONTRACT §3, §6 "Browser sign-in").
+// sign_in_method and redirect_uri (config/config.yaml, §6 "Browser sign-in").
 #include <doctest/doctest.h>
 
 #include "config/config.h"

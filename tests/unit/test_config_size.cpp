@@ -1,4 +1,4 @@
-// mqtt.max_message_size (CONTRACT §3): sizes are a bare number of bytes or <n>KiB / <n>MiB.
+// mqtt.max_message_size (config/config.yaml): sizes are a bare number of bytes or <n>KiB / <n>MiB.
 #include <doctest/doctest.h>
 
 #include <sstream>

@@ -1,4 +1,5 @@
-// auth/qr and the plain sub-topics follow their parent topics (CONTRACT §1).
+// auth/qr and the plain sub-topics follow their parent topics (docs/mqtt-api.md "Topics the agent
+// publishes").
 #include <doctest/doctest.h>
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,4 +1,5 @@
-// Home Assistant device-based discovery payloads and the start-up plan (CONTRACT §4).
+// Home Assistant device-based discovery payloads and the start-up plan (docs/mqtt-api.md "Home
+// Assistant").
 #include <doctest/doctest.h>
 
 #include <string>

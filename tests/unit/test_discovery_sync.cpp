@@ -1,6 +1,6 @@
-// The start-up order of Home Assistant discovery (CONTRACT §4), on the fake clock: collect the
-// retained configs until the marker comes back, migrate, publish, clear; deadlines when the
-// broker does not answer.
+// The start-up order of Home Assistant discovery (docs/mqtt-api.md "Home Assistant"), on the fake
+// clock: collect the retained configs until the marker comes back, migrate, publish, clear;
+// deadlines when the broker does not answer.
 #include <doctest/doctest.h>
 
 #include <algorithm>

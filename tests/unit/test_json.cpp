@@ -1,5 +1,5 @@
-// lib/json: the one way the agent reads JSON (CONTRACT §6 Untrusted input: nested deeper than
-// 256 levels is invalid wherever it comes from).
+// lib/json: the one way the agent reads JSON (docs/mqtt-api.md "Untrusted input": nested deeper
+// than 256 levels is invalid wherever it comes from).
 #include <doctest/doctest.h>
 
 #include <string>

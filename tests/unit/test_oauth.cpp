@@ -159,7 +159,8 @@ TEST_CASE("oauth: failure descriptions never contain the request's secrets") {
   CHECK(f.description.find("device") == std::string::npos);
 }
 
-// --- untrusted answers (CONTRACT §6 Untrusted input) -------------------------------------------
+// --- untrusted answers (docs/mqtt-api.md "Untrusted input")
+// -------------------------------------------
 
 namespace {
 std::string device_answer(const std::string& fields) {

@@ -1,5 +1,6 @@
-// auth/qr (CONTRACT §1): the PNG reads back, with zbarimg (Debian zbar-tools), as exactly the
-// address it was made of; black on white, a 4-module quiet zone, at least 4 pixels per module.
+// auth/qr (docs/mqtt-api.md "Topics the agent publishes"): the PNG reads back, with zbarimg (Debian
+// zbar-tools), as exactly the address it was made of; black on white, a 4-module quiet zone, at
+// least 4 pixels per module.
 #include <doctest/doctest.h>
 #include <png.h>
 #include <stdlib.h>

@@ -252,7 +252,7 @@ async function main() {
   password_file: ${join(work, 'agent.secret')}
 identity:
   # The simulator's plain-HTTP port: its --verification-uri self page is http://, which the agent
-  # accepts only from a loopback http:// authority (CONTRACT §6 Untrusted input).
+  # accepts only from a loopback http:// authority (docs/mqtt-api.md "Untrusted input").
   authority: http://127.0.0.1:${ports.simHttp}
   graph: https://127.0.0.1:${ports.simHttps}/v1.0
   ca: ${join(work, 'pki', 'ca.pem')}
