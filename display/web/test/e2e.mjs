@@ -279,9 +279,12 @@ accounts:
   closers.push(() => new Promise((ok) => observer.end(true, {}, ok)));
   const trace = [];
   observer.on('message', (topic, payload, packet) => {
-    seen[topic] = payload.length ? JSON.parse(payload.toString()) : null;
+    // auth/qr is a PNG, not JSON: kept as its bytes.
+    if (!payload.length) seen[topic] = null;
+    else if (topic.endsWith('/auth/qr')) seen[topic] = payload;
+    else seen[topic] = JSON.parse(payload.toString());
     const props = packet.properties && Object.keys(packet.properties).length ? ` ${JSON.stringify(packet.properties)}` : '';
-    trace.push(`${new Date().toISOString()} ${packet.retain ? 'R' : '-'} ${topic}${props} ${payload.toString().slice(0, 300)}`);
+    trace.push(`${new Date().toISOString()} ${packet.retain ? 'R' : '-'} ${topic}${props} ${topic.endsWith('/auth/qr') ? `(PNG, ${payload.length} bytes)` : payload.toString().slice(0, 300)}`);
   });
   closers.push(() => writeFileSync(join(artifacts, 'mqtt-trace.txt'), trace.join('\n') + '\n'));
   await until('the observer to connect', () => observer.connected, 10000);
