@@ -65,7 +65,13 @@ TEST_CASE("login as root: switches to the owner of storage.dir, whose token file
   for (const auto& entry : std::filesystem::directory_iterator(storage)) {
     CHECK_MESSAGE(owner_of(entry.path()).uid == kNobody, entry.path().string());
   }
-  // The service (as that user) uses them.
+  // The service runs as the folder's owner and uses them. Here the agent runs as root, which
+  // refuses token files of another owner (they may have been planted): hand the folder to root
+  // as the service's user, then the agent signs in from what `login` wrote.
+  for (const auto& entry : std::filesystem::directory_iterator(storage)) {
+    REQUIRE(::chown(entry.path().c_str(), 0, 0) == 0);
+  }
+  REQUIRE(::chown(storage.c_str(), 0, 0) == 0);
   s.agent->start();
   s.display.wait_for_json(s.topic("kitchen", "auth/state"), [](const rapidjson::Value& v) {
     return json_str(v, "state") == "signed_in";
