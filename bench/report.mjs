@@ -80,6 +80,7 @@ const rows = [
   ['token polls per sign-in, mean / max', (x) => `${fmt(x.polls_per_sign_in.mean, 2)} / ${fmt(x.polls_per_sign_in.max)}`],
   ['interval violations (first poll counts)', (x) => fmt(x.interval_violations)],
   ['poll lateness ms, p50 / p95 / max', (x) => lat(x.poll_lateness_ms)],
+  ['  first polls / later polls, p95', (x) => `${fmt(x.poll_lateness_ms.first_poll?.p95)} / ${fmt(x.poll_lateness_ms.later_polls?.p95)}`],
   ['TCP connections', (x) => fmt(x.tcp_connections), 'tcp_connections'],
   ['TLS handshakes', (x) => fmt(x.tls_handshakes), 'tls_handshakes'],
   ['approval -> signed_in ms, p50 / p95 / max', (x) => lat(x.nominal_approval_to_signed_in_ms)],
