@@ -1,4 +1,5 @@
 // graph2mqtt: the command line and the wiring. Everything else lives in lib/.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -6,11 +7,12 @@
 #include <thread>
 #include <vector>
 
-#include "app/agent.h"
+#include "app/bridge.h"
 #include "app/service_notifier.h"
 #include "app/terminal_login.h"
 #include "common/clock.h"
 #include "common/logger.h"
+#include "common/process_hardening.h"
 #include "common/version.h"
 #include "config/config.h"
 #include "http/curl_http.h"
@@ -59,23 +61,31 @@ int usage_error(const std::string& message) {
 
 // Blocks the termination signals in every thread (Paho's threads inherit the mask) and turns
 // them into loop tasks from one waiting thread: handlers never touch state.
+// SIGUSR2 wakes the thread to end it, but only once stopping_ is set: a SIGUSR2 from outside
+// (kill -USR2) is ignored, so SIGTERM still works after one.
 class SignalThread {
  public:
   explicit SignalThread(std::function<void(int)> on_signal) {
     sigset_t set = signals();
-    thread_ = std::thread([set, on_signal = std::move(on_signal)] {
+    thread_ = std::thread([this, set, on_signal = std::move(on_signal)] {
       for (;;) {
         int sig = 0;
         if (sigwait(&set, &sig) != 0) continue;
+        if (sig == SIGUSR2) {
+          if (stopping_.load()) return;  // our own stop request
+          continue;                      // someone else's: not ours to act on
+        }
         on_signal(sig);
-        if (sig == SIGUSR2) return;  // our own stop request
       }
     });
   }
   ~SignalThread() {
+    stopping_.store(true);
     pthread_kill(thread_.native_handle(), SIGUSR2);
     thread_.join();
   }
+  SignalThread(const SignalThread&) = delete;
+  SignalThread& operator=(const SignalThread&) = delete;
   static sigset_t signals() {
     sigset_t set;
     sigemptyset(&set);
@@ -89,6 +99,7 @@ class SignalThread {
   }
 
  private:
+  std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
 
@@ -114,7 +125,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
   g2m::CurlHttp http(http_options, log);
   g2m::EventLoop loop(clock, http);
   g2m::PahoMqttClient mqtt(config.mqtt, log);
-  g2m::Agent agent(config, loop, http, mqtt, store, log);
+  g2m::Bridge bridge(config, loop, http, mqtt, store, log);
   g2m::ServiceNotifier notifier(loop);
   std::optional<g2m::Config> next;
 
@@ -123,7 +134,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
       loop.post([&, sig] {
         log.info("stopping (", sig == SIGTERM ? "SIGTERM" : "SIGINT", ")");
         notifier.stopping();
-        agent.stop();
+        bridge.stop();
         loop.stop();
       });
     } else if (sig == SIGHUP) {
@@ -134,7 +145,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
           log.info("SIGHUP: reloading ", config_path);
           notifier.reloading();
           next = std::move(fresh);
-          agent.stop();
+          bridge.stop();
           loop.stop();
         } catch (const g2m::ConfigError& e) {
           log.error("SIGHUP: ", config_path, " is not valid; keeping the running configuration:");
@@ -146,7 +157,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
 
   log.info("graph2mqtt ", g2m::kVersion, " starting with ", config.accounts.size(),
            " account(s); broker ", config.mqtt.server);
-  agent.start();
+  bridge.start();
   notifier.ready();
   loop.run();
   exit_status = 0;
@@ -163,6 +174,11 @@ int run_agent(g2m::Config config, const std::string& config_path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything reads a password or a token: memory that holds them never ends in a core
+  // file, and no other process of this user can attach to read it.
+  if (const auto problem = g2m::disable_core_dumps(); !problem.empty()) {
+    std::cerr << "graph2mqtt: warning: " << problem << "\n";
+  }
   Options options;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {

@@ -5,29 +5,14 @@
 
 #include "common/time_format.h"
 #include "graph/graph_fetch.h"
-#include "graph/path_template.h"
+#include "graph/graph_path.h"
 #include "identity/endpoints.h"
 #include "identity/identity_requests.h"
-#include "identity/refresh_schedule.h"
-#include "mqtt/request.h"
 
 namespace g2m {
 
-const char* to_string(AuthState s) {
-  switch (s) {
-    case AuthState::signed_out:
-      return "signed_out";
-    case AuthState::pending:
-      return "pending";
-    case AuthState::signed_in:
-      return "signed_in";
-  }
-  return "?";
-}
-
 namespace {
 constexpr Seconds kLoginRateWindow{10};
-constexpr Millis kMaxAuthBackoff{300'000};
 
 long long seconds_ceil(Millis d) {
   return std::max<long long>(0, (d.count() + 999) / 1000);
@@ -37,139 +22,50 @@ bool rejects_refresh_token(const std::string& error) {
   return error == "invalid_grant" || error == "interaction_required" || error == "consent_required";
 }
 
-std::string user_json(const std::optional<User>& user) {
-  if (!user) return "null";
-  return json::object(
-      [&](json::Fields& f) { f.str("name", user->name).str("username", user->username); });
-}
 }  // namespace
-
-// ---------------------------------------------------------------------------------------------
-// One Graph resource of the account: fetched right after sign-in, then every `every`; published
-// when its body changes; retried after Retry-After or with backoff on failure (CONTRACT §6 Graph).
-class Account::Resource {
- public:
-  Resource(Account& owner, const ResourceConfig& config)
-      : owner_(owner), config_(config), timer_(owner.ctx_.loop) {}
-
-  const std::string& name() const { return config_.name; }
-  std::string topic() const { return owner_.topic("graph/" + config_.name); }
-
-  void start_now() {
-    failures_ = 0;
-    schedule(Millis(0));
-  }
-  // Starts polling if it is not already scheduled or under way (after a refresh that followed
-  // a restart with an expired access token).
-  void resume() {
-    if (!timer_.active() && !in_flight_) start_now();
-  }
-  void stop() {
-    published_ = false;  // the first fetch after a (new) sign-in is always published
-    timer_.cancel();
-    ++epoch_;
-    in_flight_ = false;
-  }
-  std::optional<Seconds> retry_after_left() const {
-    if (!retry_after_until_) return std::nullopt;
-    const auto now = owner_.ctx_.loop.now();
-    if (now >= *retry_after_until_) return std::nullopt;
-    return std::chrono::ceil<Seconds>(*retry_after_until_ - now);
-  }
-
-  // A fetch now; `reply` (the refresh command's) gets the status, and the body is published
-  // even when unchanged.
-  void fetch(std::function<void(const GraphResult&)> reply = nullptr) {
-    if (in_flight_ && !reply) return;
-    in_flight_ = true;
-    const std::uint64_t epoch = epoch_;
-    const std::string path = expand_path_template(config_.path, owner_.ctx_.loop.clock().system());
-    graph_fetch(owner_.ctx_.http, owner_.graph_base(), path, config_.max_pages, owner_.graph_auth(),
-                [this, epoch, reply](GraphResult result) {
-                  if (epoch != epoch_) return;  // tokens were lost meanwhile: drop it
-                  in_flight_ = false;
-                  on_result(result, reply != nullptr);
-                  if (reply) reply(result);
-                });
-  }
-
- private:
-  void schedule(Millis delay) {
-    timer_.start_after(delay, [this] { fetch(); });
-  }
-
-  void on_result(const GraphResult& result, bool forced) {
-    const Millis every = config_.every;
-    if (result.success()) {
-      failures_ = 0;
-      retry_after_until_.reset();
-      // The body last published is the retained value the session keeps for reconnections: no
-      // second copy here. Equal bytes are equal JSON; otherwise compare as JSON.
-      const std::string* previous = owner_.ctx_.mqtt.retained_value(topic());
-      bool changed = previous == nullptr || previous->empty();
-      if (!changed && *previous != result.body) {
-        const auto before = json::parse(*previous);
-        const auto now = json::parse(result.body);
-        changed = !before || !now || !(*before == *now);
-      }
-      if (changed || forced || !published_) owner_.ctx_.mqtt.set_retained(topic(), result.body);
-      published_ = true;
-      // Up to 5 % jitter so many accounts with the same schedule spread out.
-      const auto jitter = Millis(static_cast<long long>(
-          static_cast<double>(std::chrono::duration_cast<Millis>(every).count()) * 0.05 *
-          owner_.jitter_.next()));
-      schedule(std::chrono::duration_cast<Millis>(every) - jitter);
-      return;
-    }
-    Millis delay;
-    if (result.status && (*result.status == 429 || *result.status == 503) && result.retry_after) {
-      delay = std::max<Millis>(Seconds(1), *result.retry_after);
-      retry_after_until_ = owner_.ctx_.loop.now() + delay;
-    } else {
-      const Millis cap = std::max<Millis>(every, Seconds(3600));
-      delay = backoff_delay(failures_++, every, cap, owner_.jitter_.next());
-    }
-    owner_.emit("graph_error", [&](json::Fields& f) {
-      f.str("resource", config_.name);
-      f.opt_num("status", result.status ? std::optional<long long>(*result.status) : std::nullopt);
-      f.str("code", result.code.empty() ? "invalid_json" : result.code);
-      f.str("message", result.message);
-      f.num("retry_in", seconds_ceil(delay));
-    });
-    owner_.ctx_.log.warn(owner_.name(), ": graph/", config_.name, ": ", result.code, " (",
-                         result.message, "); retrying in ", seconds_ceil(delay), " s");
-    schedule(delay);
-  }
-
-  Account& owner_;
-  const ResourceConfig& config_;
-  Timer timer_;
-  int failures_ = 0;
-  bool published_ = false;
-  bool in_flight_ = false;
-  std::uint64_t epoch_ = 0;
-  std::optional<SteadyTime> retry_after_until_;
-};
 
 // ---------------------------------------------------------------------------------------------
 
 Account::Account(const AccountConfig& config, AccountContext context)
     : config_(config),
       ctx_(std::move(context)),
+      topics_(ctx_.base_topic, config_.name),
       jitter_(ctx_.seed),
       sign_in_(SignInContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.endpoints, ctx_.log,
                              ctx_.seed ^ 0x5167'6e49'6e00'0000ULL},
                *this),
-      refresh_timer_(ctx_.loop),
-      persist_retry_timer_(ctx_.loop) {
-  for (const auto& r : config_.resources)
-    resources_.push_back(std::make_unique<Resource>(*this, r));
+      keeper_(TokenKeeperContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.store,
+                                 ctx_.endpoints, ctx_.log, ctx_.seed ^ 0x7e4b'3e90'0000'0000ULL,
+                                 ctx_.index, ctx_.account_count, ctx_.refresh_offset},
+              *this) {
+  for (const auto& r : config_.resources) {
+    resources_.push_back(std::make_unique<ResourcePoller>(
+        ctx_.loop, ctx_.http, PolledResource{r.name, r.path, r.every, r.max_pages}, graph_base(),
+        graph_auth(), jitter_, [this] { return ctx_.mqtt.max_payload_size(); },
+        static_cast<ResourceSink&>(*this)));
+  }
 }
 
 Account::~Account() = default;
 
-std::string Account::topic(const std::string& leaf) const {
-  return ctx_.base_topic + "/" + config_.name + "/" + leaf;
+const std::string* Account::published_body(const std::string& resource) const {
+  return ctx_.mqtt.retained_value(topics_.graph(resource));
+}
+
+void Account::publish_body(const std::string& resource, const std::string& body) {
+  ctx_.mqtt.set_retained(topics_.graph(resource), body);
+}
+
+void Account::graph_error(const std::string& resource, const GraphResult& result, Millis retry_in) {
+  emit("graph_error", [&](json::Fields& f) {
+    f.str("resource", resource);
+    f.opt_num("status", result.status ? std::optional<long long>(*result.status) : std::nullopt);
+    f.str("code", result.code);
+    f.str("message", result.message);
+    f.num("retry_in", seconds_ceil(retry_in));
+  });
+  ctx_.log.warn(config_.name, ": graph/", resource, ": ", result.code, " (", result.message,
+                "); retrying in ", seconds_ceil(retry_in), " s");
 }
 
 std::string Account::graph_base() const {
@@ -178,13 +74,7 @@ std::string Account::graph_base() const {
 }
 
 GraphAuth Account::graph_auth() {
-  GraphAuth auth;
-  auth.bearer = [this]() -> std::optional<std::string> {
-    if (!tokens_) return std::nullopt;
-    return tokens_->access_token.reveal();
-  };
-  auth.refresh = [this](std::function<void(bool)> done) { start_refresh(std::move(done)); };
-  return auth;
+  return keeper_.graph_auth();
 }
 
 TokenBinding Account::binding() const {
@@ -200,12 +90,11 @@ bool Account::has_resource(const std::string& name) const {
 
 void Account::start() {
   since_ = ctx_.loop.clock().system();
-  const auto loaded = ctx_.store.load(config_.name, binding());
+  auto loaded = keeper_.load();
   using Kind = TokenStore::LoadResult::Kind;
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   if (loaded.kind == Kind::ok && loaded.tokens) {
-    seen_token_file_ = ctx_.store.modified(config_.name);
-    adopt_tokens(*loaded.tokens, /*announce=*/false);
+    adopt_tokens(std::move(*loaded.tokens), /*announce=*/false);
     return;
   }
   if (loaded.kind == Kind::corrupt || loaded.kind == Kind::unreadable) {
@@ -213,7 +102,6 @@ void Account::start() {
   } else if (loaded.kind == Kind::other_binding) {
     ctx_.log.warn(config_.name, ": ", loaded.message, "; stored tokens ignored");
   }
-  seen_token_file_ = ctx_.store.modified(config_.name);
   // Nothing stale from an earlier run survives (CONTRACT §1 "Always").
   clear_graph_topics();
   publish_state();
@@ -223,12 +111,12 @@ void Account::start() {
 void Account::shutdown() {
   // Tokens that could not be stored yet get one more try: a rotated refresh token must not be
   // lost with the process.
-  if (persist_pending_) persist_tokens();
+  keeper_.flush();
   if (!sign_in_.active()) return;
   sign_in_.cancel();
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   reply_waiters(CommandResult::failure("the agent is shutting down"));
-  if (forced_ && tokens_) {
+  if (forced_ && keeper_.tokens() != nullptr) {
     forced_ = false;
     set_state(AuthState::signed_in, std::nullopt);
   } else {
@@ -241,7 +129,7 @@ void Account::shutdown() {
 
 void Account::emit(const std::string& event, const std::function<void(json::Fields&)>& fields) {
   OutgoingMessage m;
-  m.topic = topic("events");
+  m.topic = topics_.events();
   m.payload = json::object([&](json::Fields& f) {
     f.str("event", event).str("at", format_utc(ctx_.loop.clock().system()));
     if (fields) fields(f);
@@ -251,11 +139,8 @@ void Account::emit(const std::string& event, const std::function<void(json::Fiel
 
 void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> retry_in) {
   emit("auth_error", [&](json::Fields& f) {
-    f.str("error", failure.error).str("description", failure.description);
-    f.opt_num("retry_in",
-              retry_in ? std::optional<long long>(seconds_ceil(*retry_in)) : std::nullopt);
-    f.opt_str("policy", failure.policy ? std::optional<std::string>(to_string(*failure.policy))
-                                       : std::nullopt);
+    auth_error_fields(f, failure,
+                      retry_in ? std::optional<long long>(seconds_ceil(*retry_in)) : std::nullopt);
   });
   if (retry_in) {
     ctx_.log.warn(config_.name, ": ", failure.error, ": ", failure.description, "; retrying in ",
@@ -266,56 +151,18 @@ void Account::emit_auth_error(const AuthFailure& failure, std::optional<Millis> 
 }
 
 std::string Account::code_json() const {
-  const SignInPrompt* p = sign_in_.prompt();
-  if (p == nullptr) return "null";
-  const bool browser = p->method == SignInMethod::browser;
-  return json::object([&](json::Fields& f) {
-    f.str("method", to_string(p->method));
-    if (browser) {
-      f.null("user_code").null("verification_uri");
-    } else {
-      f.str("user_code", p->user_code).str("verification_uri", p->verification_uri);
-    }
-    f.opt_str("verification_uri_complete", p->verification_uri_complete);
-    f.opt_str("sign_in_url", p->sign_in_url);
-    f.str("message", p->message).str("expires_at", format_utc(p->expires_at));
-    f.opt_num("interval",
-              p->interval ? std::optional<long long>(p->interval->count()) : std::nullopt);
-  });
+  return auth_code_json(sign_in_.prompt());
 }
 
 std::string Account::state_json() const {
-  return json::object([&](json::Fields& f) {
-    f.str("state", to_string(state_)).str("since", format_utc(since_));
-    const bool pending = state_ == AuthState::pending;
-    const SignInPrompt* prompt = sign_in_.prompt();
-    // While a forced re-sign-in is pending, user and scopes are still the old tokens'.
-    f.raw("user", user_json(tokens_ ? tokens_->user : std::nullopt));
-    if (state_ == AuthState::signed_in && tokens_) {
-      f.str("expires_at", format_utc(tokens_->expires_at));
-    } else if (pending && prompt != nullptr) {
-      f.str("expires_at", format_utc(prompt->expires_at));
-    } else {
-      f.null("expires_at");
-    }
-    f.strings("scopes", tokens_ ? tokens_->scopes : std::vector<std::string>{});
-    if (state_ == AuthState::signed_out && reason_) {
-      f.str("reason", to_string(*reason_));
-    } else {
-      f.null("reason");
-    }
-    f.raw("code", code_json());
-    if (state_ == AuthState::signed_out && state_error_) {
-      f.raw("error", json::object([&](json::Fields& e) {
-              e.str("error", state_error_->error).str("description", state_error_->description);
-              e.opt_str("policy", state_error_->policy
-                                      ? std::optional<std::string>(to_string(*state_error_->policy))
-                                      : std::nullopt);
-            }));
-    } else {
-      f.null("error");
-    }
-  });
+  AuthStateView view;
+  view.state = state_;
+  view.since = since_;
+  view.tokens = keeper_.tokens();
+  view.prompt = sign_in_.prompt();
+  view.reason = reason_;
+  view.error = state_error_ ? &*state_error_ : nullptr;
+  return auth_state_json(view);
 }
 
 void Account::publish_state() {
@@ -323,14 +170,14 @@ void Account::publish_state() {
   std::optional<SystemTime> expiry;
   const SignInPrompt* prompt = sign_in_.prompt();
   if (state_ == AuthState::pending && prompt != nullptr) expiry = prompt->expires_at;
-  ctx_.mqtt.set_retained(topic("auth/state"), state_json(), expiry);
+  ctx_.mqtt.set_retained(topics_.auth_state(), state_json(), expiry);
 }
 
 void Account::publish_code() {
   if (const SignInPrompt* prompt = sign_in_.prompt()) {
-    ctx_.mqtt.set_retained(topic("auth/code"), code_json(), prompt->expires_at);
+    ctx_.mqtt.set_retained(topics_.auth_code(), code_json(), prompt->expires_at);
   } else {
-    ctx_.mqtt.set_retained(topic("auth/code"), "");
+    ctx_.mqtt.set_retained(topics_.auth_code(), "");
   }
 }
 
@@ -341,7 +188,7 @@ void Account::set_state(AuthState state, std::optional<SignOutReason> reason,
   reason_ = state == AuthState::signed_out ? reason : std::nullopt;
   state_error_.reset();
   if (reason_ && carries_error(*reason_) && error != nullptr) {
-    state_error_ = StateError{error->error, error->description, error->policy};
+    state_error_ = StateError::of(*error);
   }
   publish_state();
 }
@@ -349,7 +196,7 @@ void Account::set_state(AuthState state, std::optional<SignOutReason> reason,
 void Account::clear_graph_topics() {
   for (auto& r : resources_) {
     r->stop();
-    ctx_.mqtt.set_retained(r->topic(), "");
+    ctx_.mqtt.set_retained(topics_.graph(r->name()), "");
   }
 }
 
@@ -450,17 +297,7 @@ void Account::code_issued(const SignInPrompt& prompt) {
   } else {
     publish_state();
   }
-  emit("code_issued", [&](json::Fields& f) {
-    f.str("method", to_string(prompt.method));
-    if (prompt.method == SignInMethod::browser) {
-      f.null("user_code").null("verification_uri");
-    } else {
-      f.str("user_code", prompt.user_code).str("verification_uri", prompt.verification_uri);
-    }
-    f.opt_str("verification_uri_complete", prompt.verification_uri_complete);
-    f.opt_str("sign_in_url", prompt.sign_in_url);
-    f.str("expires_at", format_utc(prompt.expires_at));
-  });
+  emit("code_issued", [&](json::Fields& f) { code_issued_fields(f, prompt); });
   reply_waiters(CommandResult::success(state_json()));
 }
 
@@ -493,7 +330,7 @@ void Account::redemption_failed(const AuthFailure& failure) {
 
 void Account::redeemed(const TokenSet& tokens) {
   // The code is spent: displays stop showing it while the user's name is looked up.
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   if (tokens.user) return;  // adopted at once, and stored there
   // The access token is about to be used for the name: the tokens are on disk first.
   const auto saved = ctx_.store.save(config_.name, binding(), tokens);
@@ -542,7 +379,7 @@ void Account::reply_waiters(const CommandResult& result) {
 }
 
 void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure* failure) {
-  ctx_.mqtt.set_retained(topic("auth/code"), "");  // an empty retained payload clears displays
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");  // an empty retained payload clears displays
   if (reason == SignOutReason::declined) emit("declined", nullptr);
   if (reason == SignOutReason::cancelled) emit("cancelled", nullptr);
   if (reason == SignOutReason::code_expired) {
@@ -554,7 +391,7 @@ void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure
     publish_state();
     return;
   }
-  if (forced_ && tokens_) {
+  if (forced_ && keeper_.tokens() != nullptr) {
     // A failed forced re-sign-in returns to the old tokens without a signed_out.
     forced_ = false;
     set_state(AuthState::signed_in, std::nullopt);
@@ -569,128 +406,35 @@ void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure
 // --- tokens -------------------------------------------------------------------------------------
 
 void Account::adopt_tokens(TokenSet tokens, bool announce) {
-  const bool was_signed_in = tokens_.has_value() && state_ == AuthState::signed_in;
-  tokens_ = std::move(tokens);
-  if (announce) persist_tokens();  // on disk before the new access token is used
-  ++token_epoch_;
+  const bool was_signed_in = keeper_.tokens() != nullptr && state_ == AuthState::signed_in;
   for (auto& r : resources_) r->stop();
+  const bool usable = keeper_.adopt(std::move(tokens), /*store=*/announce);
+  const TokenSet& t = *keeper_.tokens();
   set_state(AuthState::signed_in, std::nullopt);
   if (announce) {
-    emit("signed_in", [&](json::Fields& f) {
-      f.raw("user", user_json(tokens_->user));
-      f.strings("scopes", tokens_->scopes);
-    });
-    ctx_.log.info(config_.name, ": signed in",
-                  tokens_->user ? " as " + tokens_->user->username : "");
+    emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, t); });
+    ctx_.log.info(config_.name, ": signed in", t.user ? " as " + t.user->username : "");
   } else if (!was_signed_in) {
     ctx_.log.info(config_.name, ": signed in with stored tokens");
   }
-  const auto now = ctx_.loop.clock().system();
-  if (tokens_->expires_at <= now) {
-    // A restart with an expired access token refreshes at once, without any user action.
-    start_refresh(nullptr);  // resources start when it succeeds
-  } else {
-    schedule_refresh();
+  // With an expired access token the resources start when the refresh under way succeeds.
+  if (usable) {
     for (auto& r : resources_) r->start_now();
   }
 }
 
-bool Account::persist_tokens() {
-  if (!tokens_) return true;
-  const auto result = ctx_.store.save(config_.name, binding(), *tokens_);
-  if (result.ok) {
-    persist_pending_ = false;
-    seen_token_file_ = ctx_.store.modified(config_.name);
-    return true;
-  }
-  // Keep the tokens in memory, report, and try again: nothing is lost while the disk is sick.
-  persist_pending_ = true;
-  AuthFailure f;
-  f.error = "storage_error";
-  f.description = result.message;
-  const Millis retry = Seconds(5);
-  emit_auth_error(f, retry);
-  persist_retry_timer_.start_after(retry, [this] {
-    if (persist_pending_) persist_tokens();
-  });
-  return false;
+void Account::tokens_refreshed(const TokenSet& tokens) {
+  publish_state();
+  emit("token_refreshed",
+       [&](json::Fields& f) { f.str("expires_at", format_utc(tokens.expires_at)); });
+  for (auto& r : resources_) r->resume();
 }
 
-void Account::schedule_refresh() {
-  if (!tokens_) return;
-  const SystemTime when = refresh_time(tokens_->obtained_at, tokens_->expires_at, ctx_.index,
-                                       ctx_.account_count, ctx_.refresh_offset);
-  const auto delay = std::max<Millis>(
-      Millis(0), std::chrono::duration_cast<Millis>(when - ctx_.loop.clock().system()));
-  refresh_timer_.start_after(delay, [this] { start_refresh(nullptr); });
+void Account::token_trouble(const AuthFailure& failure, Millis retry_in) {
+  emit_auth_error(failure, retry_in);
 }
 
-void Account::start_refresh(std::function<void(bool)> done) {
-  if (done) refresh_waiters_.push_back(std::move(done));
-  if (refresh_request_ || refresh_resolving_) return;  // a refresh is under way: wait for it
-  if (!tokens_ || tokens_->refresh_token.empty()) {
-    finish_refresh(false);
-    return;
-  }
-  refresh_timer_.cancel();
-  if (!endpoints_) {
-    refresh_resolving_ = true;
-    ctx_.endpoints.resolve(config_, [this](EndpointResolver::Result result) {
-      refresh_resolving_ = false;
-      if (auto* failure = std::get_if<AuthFailure>(&result)) {
-        // No endpoints yet: keep the tokens and try again later.
-        AuthFailure f = *failure;
-        f.kind = AuthFailure::Kind::transient;
-        on_refresh_failure(f);
-        return;
-      }
-      endpoints_ = std::get<Endpoints>(result);
-      start_refresh(nullptr);
-    });
-    return;
-  }
-  HttpRequest request = refresh_request(ctx_.config, config_, *endpoints_, tokens_->refresh_token);
-  ctx_.log.debug(config_.name, ": refreshing the access token");
-  refresh_request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
-    refresh_request_.reset();
-    on_refresh(std::move(response));
-  });
-}
-
-void Account::on_refresh(HttpResponse response) {
-  if (!tokens_) {
-    finish_refresh(false);
-    return;
-  }
-  auto outcome = parse_token_response(response);
-  if (auto* t = std::get_if<TokenResponse>(&outcome)) {
-    refresh_failures_ = 0;
-    TokenSet next = make_token_set(std::move(*t), ctx_.loop.clock().system(), &*tokens_);
-    tokens_ = std::move(next);
-    persist_tokens();  // the rotated refresh token is on disk before the access token is used
-    publish_state();
-    emit("token_refreshed",
-         [&](json::Fields& f) { f.str("expires_at", format_utc(tokens_->expires_at)); });
-    ctx_.log.info(config_.name, ": access token refreshed, expires at ",
-                  format_utc(tokens_->expires_at));
-    schedule_refresh();
-    for (auto& r : resources_) r->resume();
-    finish_refresh(true);
-    return;
-  }
-  on_refresh_failure(std::get<AuthFailure>(outcome));
-}
-
-void Account::on_refresh_failure(const AuthFailure& failure) {
-  if (failure.kind == AuthFailure::Kind::transient) {
-    const Millis delay = std::max<Millis>(
-        backoff_delay(refresh_failures_++, Seconds(5), kMaxAuthBackoff, jitter_.next()),
-        failure.retry_after.value_or(Seconds(0)));
-    emit_auth_error(failure, delay);
-    refresh_timer_.start_after(delay, [this] { start_refresh(nullptr); });
-    finish_refresh(false);
-    return;
-  }
+void Account::refresh_refused(const AuthFailure& failure) {
   emit_auth_error(failure, std::nullopt);
   SignOutReason reason = SignOutReason::error;
   if (failure.policy) {
@@ -701,41 +445,11 @@ void Account::on_refresh_failure(const AuthFailure& failure) {
     reason = SignOutReason::refresh_rejected;
   }
   lose_tokens(reason, &failure);
-  finish_refresh(false);
-}
-
-void Account::finish_refresh(bool ok) {
-  auto waiters = std::move(refresh_waiters_);
-  refresh_waiters_.clear();
-  for (auto& w : waiters) w(ok);
-}
-
-// Drops the tokens from memory and disk and stops everything that used them.
-void Account::forget_tokens() {
-  refresh_timer_.cancel();
-  persist_retry_timer_.cancel();
-  persist_pending_ = false;
-  if (refresh_request_) ctx_.http.cancel(*refresh_request_);
-  refresh_request_.reset();
-  refresh_resolving_ = false;
-  if (tokens_) {
-    tokens_->access_token.clear();
-    tokens_->refresh_token.clear();
-  }
-  tokens_.reset();
-  ++token_epoch_;
-  const auto before = ctx_.store.modified(config_.name);
-  last_remove_ = ctx_.store.remove(config_.name);
-  if (!last_remove_.ok) {
-    ctx_.log.error(config_.name, ": ", last_remove_.message);
-    undeletable_token_file_ = before;
-  }
-  seen_token_file_.reset();
-  clear_graph_topics();
 }
 
 void Account::lose_tokens(SignOutReason reason, const AuthFailure* failure) {
-  forget_tokens();
+  keeper_.forget();
+  clear_graph_topics();
   if (sign_in_.active()) {
     // A sign-in was under way (forced): it goes on, now as a plain one.
     forced_ = false;
@@ -752,25 +466,13 @@ void Account::lose_tokens(SignOutReason reason, const AuthFailure* failure) {
 }
 
 void Account::check_token_file() {
-  if (tokens_ || sign_in_.active()) return;
-  const auto modified = ctx_.store.modified(config_.name);
-  if (!modified || modified == seen_token_file_) return;
-  if (undeletable_token_file_ && modified == undeletable_token_file_) return;
-  seen_token_file_ = modified;
-  const auto loaded = ctx_.store.load(config_.name, binding());
-  if (loaded.kind != TokenStore::LoadResult::Kind::ok || !loaded.tokens) {
-    if (loaded.kind != TokenStore::LoadResult::Kind::none) {
-      ctx_.log.warn(config_.name, ": new token file not used: ", loaded.message);
-    }
-    return;
-  }
+  if (sign_in_.active()) return;
+  auto tokens = keeper_.new_token_file();
+  if (!tokens) return;
   ctx_.log.info(config_.name, ": picked up tokens stored by `graph2mqtt login`");
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
-  adopt_tokens(*loaded.tokens, /*announce=*/false);
-  emit("signed_in", [&](json::Fields& f) {
-    f.raw("user", user_json(tokens_->user));
-    f.strings("scopes", tokens_->scopes);
-  });
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
+  adopt_tokens(std::move(*tokens), /*announce=*/false);
+  emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *keeper_.tokens()); });
 }
 
 // --- other commands -----------------------------------------------------------------------------
@@ -781,17 +483,17 @@ void Account::logout(Reply reply) {
     reply_waiters(CommandResult::failure("the sign-in was ended by a logout"));
   }
   forced_ = false;
-  forget_tokens();
-  finish_refresh(false);  // after the tokens are gone: a waiting refresh learns it is signed out
-  ctx_.mqtt.set_retained(topic("auth/code"), "");
+  const auto removed = keeper_.forget();  // a waiting refresh learns it is signed out
+  clear_graph_topics();
+  ctx_.mqtt.set_retained(topics_.auth_code(), "");
   set_state(AuthState::signed_out, SignOutReason::logout);
   emit("signed_out", [](json::Fields& f) { f.str("reason", "logout"); });
   ctx_.log.info(config_.name, ": logged out");
-  if (!last_remove_.ok) {
+  if (!removed.ok) {
     reply(
         CommandResult::failure("the tokens were dropped from memory, but the token file could "
                                "not be deleted: " +
-                               last_remove_.message));
+                               removed.message));
     return;
   }
   reply(CommandResult::success(state_json()));
@@ -815,14 +517,14 @@ void Account::cancel(Reply reply) {
 
 void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
   if (!resource) {
-    if (!tokens_) {
+    if (keeper_.tokens() == nullptr) {
       reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
       return;
     }
     // One redemption at a time: a refresh under way is joined (and not counted); at most one
     // refresh-started redemption per 10 s (CONTRACT §2 Limits), so a flood of requests cannot
     // trip Microsoft's loop detection (AADSTS50196) and lose the tokens.
-    const bool under_way = refresh_request_.has_value() || refresh_resolving_;
+    const bool under_way = keeper_.refresh_under_way();
     if (!under_way) {
       const auto now = ctx_.loop.now();
       if (last_token_refresh_command_ && now - *last_token_refresh_command_ < kLoginRateWindow) {
@@ -835,14 +537,11 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
       }
       last_token_refresh_command_ = now;
     }
-    start_refresh([this, reply](bool ok) {
+    keeper_.refresh([this, reply](bool ok) {
       if (ok) {
         reply(CommandResult::success(state_json()));
-      } else if (tokens_) {
-        const long long retry = refresh_timer_.active()
-                                    ? seconds_ceil(std::chrono::duration_cast<Millis>(
-                                          refresh_timer_.deadline() - ctx_.loop.clock().steady()))
-                                    : 5;
+      } else if (keeper_.tokens() != nullptr) {
+        const long long retry = seconds_ceil(keeper_.retry_in().value_or(Seconds(5)));
         reply(CommandResult::failure(
             "the refresh failed; the agent retries in " + std::to_string(retry) + " s", retry));
       } else {
@@ -853,7 +552,7 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
     });
     return;
   }
-  Resource* target = nullptr;
+  ResourcePoller* target = nullptr;
   for (auto& r : resources_) {
     if (r->name() == *resource) target = r.get();
   }
@@ -862,7 +561,7 @@ void Account::refresh(const std::optional<std::string>& resource, Reply reply) {
                                  "`"));
     return;
   }
-  if (!tokens_) {
+  if (keeper_.tokens() == nullptr) {
     reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
     return;
   }
@@ -908,7 +607,7 @@ void Account::graph_get(const std::string& path, Reply reply) {
                                  config_.name + "`"));
     return;
   }
-  if (!tokens_) {
+  if (keeper_.tokens() == nullptr) {
     reply(CommandResult::failure("account `" + config_.name + "` is not signed in"));
     return;
   }
@@ -916,17 +615,19 @@ void Account::graph_get(const std::string& path, Reply reply) {
     reply(CommandResult::failure("at most one `graph` request per second per account", *wait));
     return;
   }
-  graph_fetch(ctx_.http, graph_base(), path, 1, graph_auth(), [reply](GraphResult result) {
-    if (!result.status) {
-      reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +
-                                   result.message));
-      return;
-    }
-    const std::string body = result.body_is_json ? result.body : "null";
-    reply(CommandResult::success(json::object([&](json::Fields& f) {
-      f.num("status", *result.status).raw("body", body.empty() ? "null" : body);
-    })));
-  });
+  graph_fetch(ctx_.http, ctx_.loop.clock(), {graph_base(), path, 1, ctx_.mqtt.max_payload_size()},
+              graph_auth(), [reply](GraphResult result) {
+                // Too large to reply with is a failure, not an ok with a null body.
+                if (!result.status || result.code == "too_large") {
+                  reply(CommandResult::failure("the Graph request failed: " + result.code + ": " +
+                                               result.message));
+                  return;
+                }
+                const std::string body = result.body_is_json ? result.body : "null";
+                reply(CommandResult::success(json::object([&](json::Fields& f) {
+                  f.num("status", *result.status).raw("body", body.empty() ? "null" : body);
+                })));
+              });
 }
 
 }  // namespace g2m

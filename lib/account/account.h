@@ -6,24 +6,26 @@
 #include <string>
 #include <vector>
 
+#include "account/account_payloads.h"
 #include "account/sign_out_reason.h"
 #include "common/backoff.h"
 #include "common/logger.h"
 #include "config/config.h"
 #include "graph/graph_fetch.h"
+#include "graph/resource_poller.h"
 #include "http/http.h"
 #include "identity/endpoints.h"
 #include "identity/sign_in.h"
+#include "identity/sign_in_method.h"
+#include "identity/token_keeper.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
 #include "json/json.h"
 #include "loop/event_loop.h"
 #include "mqtt/mqtt_session.h"
+#include "mqtt/topics.h"
 
 namespace g2m {
-
-enum class AuthState { signed_out, pending, signed_in };
-const char* to_string(AuthState s);
 
 // The outcome of a command, for the bridge reply: ok with the `data` JSON, or an error.
 struct CommandResult {
@@ -57,7 +59,7 @@ struct AccountContext {
 
 // One configured account: its sign-in, its tokens and its Graph resources. Lives on the loop
 // thread; every state change is published (auth/state, auth/code, events, graph/R).
-class Account : private SignInEvents {
+class Account : private SignInEvents, private TokenEvents, private ResourceSink {
  public:
   Account(const AccountConfig& config, AccountContext context);
   ~Account() override;
@@ -97,8 +99,6 @@ class Account : private SignInEvents {
   void check_token_file();
 
  private:
-  class Resource;
-
   // sign-in (the driver is SignInDriver; these are its events and the account's glue)
   void start_sign_in(SignInMethod method);
   SignInMethod default_method() const;
@@ -114,16 +114,12 @@ class Account : private SignInEvents {
   void approved(TokenSet tokens) override;
   void ended(SignInEnd end, const AuthFailure* failure) override;
 
-  // tokens
+  // tokens (the lifecycle is TokenKeeper's; these are its events and the account's glue)
   void adopt_tokens(TokenSet tokens, bool announce);
-  bool persist_tokens();
-  void schedule_refresh();
-  void start_refresh(std::function<void(bool ok)> done);
-  void on_refresh(HttpResponse response);
-  void on_refresh_failure(const AuthFailure& failure);
   void lose_tokens(SignOutReason reason, const AuthFailure* failure);
-  void forget_tokens();
-  void finish_refresh(bool ok);
+  void tokens_refreshed(const TokenSet& tokens) override;
+  void token_trouble(const AuthFailure& failure, Millis retry_in) override;
+  void refresh_refused(const AuthFailure& failure) override;
 
   // publishing
   void set_state(AuthState state, std::optional<SignOutReason> reason,
@@ -134,28 +130,27 @@ class Account : private SignInEvents {
   void emit(const std::string& event, const std::function<void(json::Fields&)>& fields);
   void emit_auth_error(const AuthFailure& failure, std::optional<Millis> retry_in);
   std::string code_json() const;
-  std::string topic(const std::string& leaf) const;
   std::string graph_base() const;
   GraphAuth graph_auth();
   std::optional<long long> graph_rate_limited(std::optional<SteadyTime>& last);
 
   TokenBinding binding() const;
 
-  friend class Resource;
+  // ResourceSink: the pollers' outcomes, published on graph/R and events.
+  const std::string* published_body(const std::string& resource) const override;
+  void publish_body(const std::string& resource, const std::string& body) override;
+  void graph_error(const std::string& resource, const GraphResult& result,
+                   Millis retry_in) override;
 
   const AccountConfig& config_;
   AccountContext ctx_;
+  AccountTopics topics_;
   Jitter jitter_;
 
   AuthState state_ = AuthState::signed_out;
   SystemTime since_{};
   std::optional<SignOutReason> reason_;
-  struct StateError {
-    std::string error, description;
-    std::optional<TenantPolicy> policy;
-  };
   std::optional<StateError> state_error_;  // auth/state.error while reason_ carries one
-  std::optional<TokenSet> tokens_;
 
   // sign-in in progress
   SignInDriver sign_in_;
@@ -163,26 +158,13 @@ class Account : private SignInEvents {
   // The tenant's policy refused the device code: under sign_in_method auto, this account's
   // sign-ins are browser sign-ins until the agent restarts (CONTRACT §6 "Tenant policy").
   bool browser_preferred_ = false;
-  std::optional<Endpoints> endpoints_;  // for refreshes
   std::vector<Reply> login_waiters_;
   std::optional<SteadyTime> last_user_login_;
 
-  // refresh
-  std::optional<Http::RequestId> refresh_request_;
-  bool refresh_resolving_ = false;
-  std::vector<std::function<void(bool)>> refresh_waiters_;
-  int refresh_failures_ = 0;
-  Timer refresh_timer_;
-  Timer persist_retry_timer_;
-  bool persist_pending_ = false;
-  std::optional<std::filesystem::file_time_type> seen_token_file_;
-  // A token file `logout` could not delete is never loaded again by this run (CONTRACT §6).
-  std::optional<std::filesystem::file_time_type> undeletable_token_file_;
-  TokenStore::WriteResult last_remove_;  // the last deletion of the token file
-  std::uint64_t token_epoch_ = 0;
+  TokenKeeper keeper_;
 
   // graph
-  std::vector<std::unique_ptr<Resource>> resources_;
+  std::vector<std::unique_ptr<ResourcePoller>> resources_;
   std::optional<SteadyTime> last_graph_command_;
   std::optional<SteadyTime> last_refresh_command_;
   std::optional<SteadyTime> last_token_refresh_command_;

@@ -84,7 +84,7 @@ class TerminalSignIn : private SignInEvents {
  public:
   TerminalSignIn(const Config& config, const AccountConfig& account, EventLoop& loop, Http& http,
                  TokenStore& store, Logger& log, bool browser)
-      : resolver_(config, loop, http, log),
+      : resolver_(config, http, log),
         config_(config),
         account_(account),
         loop_(loop),
@@ -164,7 +164,9 @@ class TerminalSignIn : private SignInEvents {
   }
 
   bool store(const TokenSet& tokens) {
-    const auto saved = store_.save(account_.name, token_binding(config_, account_), tokens);
+    // A running agent may hold the lock for a moment: wait for it (the terminal may block).
+    const auto saved =
+        store_.save_waiting(account_.name, token_binding(config_, account_), tokens, Seconds(10));
     if (!saved.ok) finish(1, "Signed in, but the tokens could not be stored: " + saved.message);
     return saved.ok;
   }

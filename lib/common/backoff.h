@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 
 #include "common/clock.h"
 
@@ -16,6 +17,14 @@ inline Millis backoff_delay(int attempt, Millis base, Millis cap, double jitter0
   const double factor = 1.0 - 0.2 * std::clamp(jitter01, 0.0, 1.0);
   return Millis(static_cast<std::int64_t>(static_cast<double>(delay.count()) * factor));
 }
+
+class Jitter;
+
+// The wait before retrying after the `failures`-th transient failure in a row (counting it):
+// backoff_delay from `base`, capped, jittered, but never sooner than a Retry-After the server
+// asked for. The one retry rule of discovery, sign-in, refresh and Graph (CONTRACT §6).
+Millis retry_delay(int& failures, Millis base, Millis cap, Jitter& jitter,
+                   std::optional<Seconds> retry_after = std::nullopt);
 
 // A small seeded source of jitter, so tests can make it deterministic. SplitMix64: 8 bytes of
 // state. Every Account holds two of these (its own and its DeviceFlow's); std::mt19937_64 keeps
@@ -36,5 +45,11 @@ class Jitter {
   }
   std::uint64_t state_;
 };
+
+inline Millis retry_delay(int& failures, Millis base, Millis cap, Jitter& jitter,
+                          std::optional<Seconds> retry_after) {
+  return std::max<Millis>(backoff_delay(failures++, base, cap, jitter.next()),
+                          retry_after.value_or(Seconds(0)));
+}
 
 }  // namespace g2m

@@ -13,8 +13,14 @@ enum class LogLevel { error = 0, warn = 1, info = 2, debug = 3 };
 
 const char* to_string(LogLevel level);
 
+// `text` with every control character (C0 including CR, LF, TAB and ESC; DEL; the C1 range
+// U+0080..U+009F) written as \xNN, one per byte, so an untrusted string in a log line can neither
+// forge another line nor drive the terminal. Everything else, UTF-8 included, is kept.
+std::string escape_control_characters(std::string_view text);
+
 // The logger is passed in, never global. A sink receives whole lines; tests capture them to
-// prove that no secret is ever logged. Logging never throws.
+// prove that no secret is ever logged. Logging never throws. Every line is passed through
+// escape_control_characters() before a sink sees it: callers may log what upstream sent.
 class Logger {
  public:
   using Sink = std::function<void(LogLevel, std::string_view line)>;

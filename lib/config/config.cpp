@@ -342,7 +342,7 @@ class Validator {
     if (!m) return;
     m->check_known(
         diag_, {"server", "base_topic", "client_id", "username", "password", "password_file", "ca",
-                "cert", "key", "version", "keepalive", "plain_topics"});
+                "cert", "key", "version", "keepalive", "plain_topics", "max_message_size"});
     auto& out = cfg_.mqtt;
     bool server_ok = false;
     if (auto f = m->get("server")) {
@@ -370,14 +370,14 @@ class Validator {
     const auto password = m->get("password");
     const auto password_file = m->get("password_file");
     if (password) {
-      if (auto s = config_detail::read_string(diag_, *password)) out.password = Secret(*s);
+      if (auto s = config_detail::read_string(diag_, *password)) out.password = share(Secret(*s));
     }
     if (password_file) {
       if (password) {
         diag_.error(password_file->line, password_file->path,
                     "cannot be used together with mqtt.password (set one of them)");
       } else {
-        out.password = read_secret_file(*password_file);
+        out.password = share(read_secret_file(*password_file));
       }
     }
     const auto ca = m->get("ca");
@@ -416,6 +416,16 @@ class Validator {
     }
     if (auto f = m->get("plain_topics")) {
       if (auto b = config_detail::read_bool(diag_, *f)) out.plain_topics = *b;
+    }
+    if (auto f = m->get("max_message_size")) {
+      if (auto n = config_detail::read_size(diag_, *f)) {
+        // 256 MiB: MQTT's largest packet is 268,435,455 bytes.
+        if (*n < 1024 || *n > 256 * 1024 * 1024) {
+          diag_.error(f->line, f->path, "must be between 1KiB and 256MiB");
+        } else {
+          out.max_message_size = *n;
+        }
+      }
     }
   }
 
@@ -635,7 +645,7 @@ class Validator {
     }
     if (auto f = m->get("client_secret_file")) {
       if (oidc()) {
-        out.client_secret = read_secret_file(*f);
+        out.client_secret = share(read_secret_file(*f));
       } else {
         diag_.error(f->line, f->path, "applies only to provider oidc");
       }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
@@ -31,11 +32,14 @@ struct MqttConfig {
   std::string base_topic = "graph2mqtt";
   std::string client_id;  // default graph2mqtt-<hostname>
   std::optional<std::string> username;
-  std::optional<Secret> password;  // from password: or password_file: (trailing newline dropped)
+  SharedSecret password;  // from password: or password_file: (trailing newline dropped)
   std::optional<std::filesystem::path> ca, cert, key;
   int version = 5;  // 5 or 4 (MQTT 3.1.1)
   std::chrono::seconds keepalive{60};
   bool plain_topics = false;  // plain-text sub-topics for small displays (CONTRACT §1)
+  // mqtt.max_message_size: no payload larger than this is published (nor a packet larger than
+  // the broker's Maximum Packet Size; MqttSession checks both).
+  std::size_t max_message_size = 1024 * 1024;
 };
 
 struct IdentityConfig {
@@ -80,7 +84,7 @@ struct AccountConfig {
   bool renew_code = false;
   std::vector<std::string> graph_allow;
   std::vector<ResourceConfig> resources;  // in file order
-  std::optional<Secret> client_secret;    // oidc: from client_secret_file
+  SharedSecret client_secret;             // oidc: from client_secret_file
 };
 
 struct Config {
@@ -114,7 +118,8 @@ Config load_config(const std::filesystem::path& file);
 // Same, from text (for tests and fuzzing); `file` is only used in messages and for relative paths.
 Config parse_config(const std::string& text, const std::filesystem::path& file);
 
-// "30s", "5m", "1h", "2d" or a bare integer of seconds. nullopt when malformed or negative.
-std::optional<std::chrono::seconds> parse_duration(const std::string& text);
+// A bare number of bytes, "<n>KiB" or "<n>MiB" (integer n). nullopt when malformed, negative or
+// beyond std::size_t.
+std::optional<std::size_t> parse_size(const std::string& text);
 
 }  // namespace g2m

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <set>
 
+#include "common/duration.h"
 #include "config/config.h"
 
 namespace g2m::config_detail {
@@ -165,6 +166,19 @@ std::optional<std::chrono::seconds> read_duration(Diagnostics& diag, const Field
                "`" + s +
                    "` is not a duration (use <n>s, <n>m, <n>h or <n>d with a whole number n, or a "
                    "number of seconds)");
+  }
+  return value;
+}
+
+std::optional<std::size_t> read_size(Diagnostics& diag, const Field& field) {
+  if (!is_scalar_value(diag, field, "a size")) return std::nullopt;
+  const std::string& s = field.node.Scalar();
+  const auto value = parse_size(s);
+  if (!value) {
+    diag.error(field.line, field.path,
+               "`" + s +
+                   "` is not a size (use a number of bytes, or <n>KiB or <n>MiB with a whole "
+                   "number n)");
   }
   return value;
 }

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
+#include <cstddef>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -57,6 +58,7 @@ std::optional<std::string> read_string(Diagnostics& diag, const Field& field);
 std::optional<bool> read_bool(Diagnostics& diag, const Field& field);
 std::optional<long long> read_int(Diagnostics& diag, const Field& field);
 std::optional<std::chrono::seconds> read_duration(Diagnostics& diag, const Field& field);
+std::optional<std::size_t> read_size(Diagnostics& diag, const Field& field);
 // The items as fields named path[i]; an empty value counts as an empty list.
 std::optional<std::vector<Field>> read_list(Diagnostics& diag, const Field& field);
 

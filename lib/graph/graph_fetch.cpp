@@ -1,10 +1,8 @@
 #include "graph/graph_fetch.h"
 
-#include <algorithm>
-#include <charconv>
 #include <memory>
 
-#include "common/time_format.h"
+#include "http/http_failure.h"
 #include "json/json.h"
 
 namespace g2m {
@@ -18,37 +16,35 @@ std::string url_origin(const std::string& url) {
 
 namespace {
 
-std::optional<Seconds> retry_after_of(const HttpResponse& r) {
-  if (!r.retry_after) return std::nullopt;
-  long long secs = 0;
-  const auto& h = *r.retry_after;
-  const auto [ptr, ec] = std::from_chars(h.data(), h.data() + h.size(), secs);
-  if (ec == std::errc() && ptr == h.data() + h.size()) {
-    return Seconds(std::clamp(secs, 0LL, 365LL * 24 * 3600));  // a year at most
-  }
-  if (auto when = parse_http_date(h)) {
-    return std::max(Seconds(0),
-                    std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now()));
-  }
-  return std::nullopt;
+GraphResult too_large(long status, std::size_t max_bytes) {
+  GraphResult r;
+  r.status = status;
+  r.code = "too_large";
+  r.message = "Graph's answer is larger than the " + std::to_string(max_bytes) +
+              " bytes the MQTT session can publish";
+  return r;
 }
 
 struct Fetch : std::enable_shared_from_this<Fetch> {
   Http& http;
-  std::string base;
+  const Clock& clock;
   std::string origin;
   int max_pages = 1;
+  std::size_t max_bytes = 0;
   GraphAuth auth;
   std::function<void(GraphResult)> done;
   bool refreshed = false;
   int pages = 0;
   std::optional<rapidjson::Document> merged;
+  std::size_t merged_bytes = 0;  // the merged body's size once serialised
 
-  Fetch(Http& h, std::string b, int m, GraphAuth a, std::function<void(GraphResult)> d)
+  Fetch(Http& h, const Clock& c, const GraphGet& get, GraphAuth a,
+        std::function<void(GraphResult)> d)
       : http(h),
-        base(std::move(b)),
-        origin(url_origin(base)),
-        max_pages(m),
+        clock(c),
+        origin(url_origin(get.base)),
+        max_pages(get.max_pages),
+        max_bytes(get.max_bytes),
         auth(std::move(a)),
         done(std::move(d)) {}
 
@@ -66,8 +62,19 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
       finish(std::move(r));
       return;
     }
+    // A CR, LF or any other control character would end the header and start another one.
+    if (bearer->empty() || std::any_of(bearer->begin(), bearer->end(), [](char c) {
+          return static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) == 0x7f;
+        })) {
+      GraphResult r;
+      r.code = "invalid_token";
+      r.message = "the access token contains a space or a control character; not sent";
+      finish(std::move(r));
+      return;
+    }
     HttpRequest request;
     request.url = url;
+    request.priority = HttpPriority::bulk;  // after polls, refreshes and code requests
     request.headers.push_back("Authorization: Bearer " + *bearer);
     auto self = shared_from_this();
     http.send(std::move(request),
@@ -77,15 +84,13 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
   void on_response(const std::string& url, HttpResponse response) {
     GraphResult r;
     if (!response.ok()) {
-      r.code = response.error == TransportError::timeout ? "timeout"
-               : response.error == TransportError::tls   ? "tls_error"
-                                                         : "network_error";
+      r.code = transport_error_code(response.error);
       r.message = response.error_message;
       finish(std::move(r));
       return;
     }
     r.status = response.status;
-    r.retry_after = retry_after_of(response);
+    r.retry_after = parse_retry_after(response.retry_after, clock.system());
     if (response.status == 401 && !refreshed && auth.refresh) {
       refreshed = true;
       auto self = shared_from_this();
@@ -102,10 +107,17 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
       });
       return;
     }
+    const bool fits = !response.truncated && response.body.size() <= max_bytes;
+    const bool ok_status = response.status >= 200 && response.status < 300;
+    if (ok_status && !fits) {
+      finish(too_large(response.status, max_bytes));
+      return;
+    }
     auto doc = json::parse(response.body);
     r.body_is_json = doc.has_value();
-    if (response.status < 200 || response.status >= 300) {
-      r.body = response.body;
+    if (!ok_status) {
+      // Graph's error words are kept; a body too large to reply with is not.
+      if (fits) r.body = response.body;
       r.code = "http_" + std::to_string(response.status);
       r.message = "Graph answered HTTP " + std::to_string(response.status);
       if (doc && doc->IsObject()) {
@@ -115,6 +127,7 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
           if (auto msg = json::get_string(err->value, "message")) r.message = *msg;
         }
       }
+      if (!fits) r.body_is_json = false;
       finish(std::move(r));
       return;
     }
@@ -143,11 +156,22 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     }
     if (!merged) {
       merged = std::move(doc);
+      merged_bytes = response.body.size();  // at most: serialising drops whitespace
     } else {
       const auto src = doc->FindMember("value");
       auto dst = merged->FindMember("value");
       if (src != doc->MemberEnd() && src->value.IsArray() && dst != merged->MemberEnd() &&
           dst->value.IsArray()) {
+        // What this page adds: its items, and a comma between the old ones and the new.
+        const std::size_t items = json::to_string(src->value).size();
+        const std::size_t added =
+            items < 2 ? 0 : items - 2 + (dst->value.Empty() || src->value.Empty() ? 0 : 1);
+        if (merged_bytes + added > max_bytes) {
+          merged.reset();
+          finish(too_large(response.status, max_bytes));
+          return;
+        }
+        merged_bytes += added;
         for (auto& item : src->value.GetArray()) {
           dst->value.PushBack(rapidjson::Value(item, merged->GetAllocator()),
                               merged->GetAllocator());
@@ -168,6 +192,11 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
     }
     if (merged->IsObject()) merged->RemoveMember("@odata.nextLink");
     r.body = json::to_string(*merged);
+    merged.reset();
+    if (r.body.size() > max_bytes) {
+      finish(too_large(response.status, max_bytes));
+      return;
+    }
     if (r.body.empty()) {
       r.code = "invalid_json";
       r.message = "Graph's pages hold a number JSON cannot carry";
@@ -182,10 +211,10 @@ struct Fetch : std::enable_shared_from_this<Fetch> {
 
 }  // namespace
 
-void graph_fetch(Http& http, const std::string& base, const std::string& path, int max_pages,
-                 GraphAuth auth, std::function<void(GraphResult)> done) {
-  auto fetch = std::make_shared<Fetch>(http, base, max_pages, std::move(auth), std::move(done));
-  fetch->get(base + path);
+void graph_fetch(Http& http, const Clock& clock, GraphGet get, GraphAuth auth,
+                 std::function<void(GraphResult)> done) {
+  auto fetch = std::make_shared<Fetch>(http, clock, get, std::move(auth), std::move(done));
+  fetch->get(get.base + get.path);
 }
 
 }  // namespace g2m

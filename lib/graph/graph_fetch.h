@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -14,7 +15,8 @@ struct GraphResult {
   std::optional<long> status;  // HTTP status of the last answer; nullopt when none came
   std::string body;            // the body to publish/return (pages merged when max_pages > 1)
   bool body_is_json = false;
-  std::string code;     // Graph's error.code, or network_error/timeout/tls_error/invalid_json/...
+  std::string
+      code;  // Graph's error.code, or network_error/timeout/tls_error/invalid_json/too_large/...
   std::string message;  // Graph's error.message or our sentence
   std::optional<Seconds> retry_after;
 
@@ -28,10 +30,24 @@ struct GraphAuth {
   std::function<void(std::function<void(bool ok)>)> refresh;
 };
 
+// mqtt.max_message_size's default (CONTRACT §3).
+inline constexpr std::size_t kDefaultMaxGraphBytes = 1024 * 1024;
+
+// What to GET: `base + path`, up to `max_pages` pages, and at most `max_bytes` of body (the
+// largest payload the MQTT session can publish: CONTRACT §1 graph/R `too_large`).
+struct GraphGet {
+  std::string base;
+  std::string path;
+  int max_pages = 1;
+  std::size_t max_bytes = kDefaultMaxGraphBytes;
+};
+
 // GET `base + path`, following @odata.nextLink up to `max_pages` (same origin as `base` only),
-// refreshing once on a 401 and retrying once (CONTRACT §6 Tokens, §3 max_pages).
-void graph_fetch(Http& http, const std::string& base, const std::string& path, int max_pages,
-                 GraphAuth auth, std::function<void(GraphResult)> done);
+// refreshing once on a 401 and retrying once (CONTRACT §6 Tokens, §3 max_pages). A body larger
+// than `max_bytes` fails with code `too_large`; a paged merge stops at the first page that would
+// make it so, so nothing larger is ever held. `clock` dates a Retry-After given as an HTTP date.
+void graph_fetch(Http& http, const Clock& clock, GraphGet get, GraphAuth auth,
+                 std::function<void(GraphResult)> done);
 
 // scheme://host[:port] of a URL.
 std::string url_origin(const std::string& url);

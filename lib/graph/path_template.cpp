@@ -2,8 +2,8 @@
 
 #include <ctime>
 
+#include "common/duration.h"
 #include "common/time_format.h"
-#include "config/config.h"
 
 namespace g2m {
 

@@ -1,10 +1,13 @@
 #include "http/curl_http.h"
 
+#include "http/proxy_environment.h"
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -37,6 +40,23 @@ TransportError classify(CURLcode code) {
     default:
       return TransportError::network;
   }
+}
+
+bool starts_with_nocase(const std::string& text, const char* prefix) {
+  const std::size_t n = std::strlen(prefix);
+  if (text.size() < n) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+  }
+  return true;
+}
+
+// The proxy libcurl would have read from the variables take_proxy_environment() took away.
+const std::string* environment_proxy(const std::string& url) {
+  const ProxyEnvironment& env = take_proxy_environment();
+  if (starts_with_nocase(url, "https://")) return env.https_proxy ? &*env.https_proxy : nullptr;
+  if (starts_with_nocase(url, "http://")) return env.http_proxy ? &*env.http_proxy : nullptr;
+  return nullptr;
 }
 
 std::string optional_header(CURL* easy, const char* name) {
@@ -73,12 +93,18 @@ CurlHttp::CurlHttp(CurlHttpOptions options, Logger& log)
       multi_(curl_multi_init()),
       share_(curl_share_init()) {
   if (!multi_ || !share_) throw std::runtime_error("cannot initialise libcurl");
+  // Before anything connects: the proxies the environment names are libcurl's alone.
+  take_proxy_environment();
   // One thread uses the share handle, so it needs no lock callbacks.
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
   curl_share_setopt(share_.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-  curl_multi_setopt(multi_.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(multi_.get(), CURLMOPT_MAX_HOST_CONNECTIONS, options_.max_host_connections);
-  curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, options_.max_host_connections * 4);
+  check(curl_multi_setopt(multi_.get(), CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX),
+        "curl_multi_setopt(PIPELINING)");
+  check(
+      curl_multi_setopt(multi_.get(), CURLMOPT_MAX_HOST_CONNECTIONS, options_.max_host_connections),
+      "curl_multi_setopt(MAX_HOST_CONNECTIONS)");
+  check(curl_multi_setopt(multi_.get(), CURLMOPT_MAXCONNECTS, options_.max_host_connections * 4),
+        "curl_multi_setopt(MAXCONNECTS)");
   std::string extra_ca_pem;
   if (options_.extra_ca) {
     std::ifstream in(*options_.extra_ca);
@@ -127,9 +153,25 @@ CurlHttp::TrustStore CurlHttp::build_trust_store(const std::string& extra_ca_pem
 
 CurlHttp::~CurlHttp() {
   for (auto& [id, transfer] : transfers_) {
-    if (transfer->active()) curl_multi_remove_handle(multi_.get(), transfer->easy.get());
+    if (transfer->active()) {
+      check(curl_multi_remove_handle(multi_.get(), transfer->easy.get()),
+            "curl_multi_remove_handle");
+    }
   }
   transfers_.clear();
+}
+
+bool CurlHttp::check(CURLMcode code, const char* call) {
+  if (code == CURLM_OK) {
+    if (!failing_.empty()) failing_.erase(call);
+    return true;
+  }
+  const auto [it, first] = failing_.emplace(call, code);
+  if (first || it->second != code) {
+    it->second = code;
+    log_.error("http: ", call, " failed: ", curl_multi_strerror(code));
+  }
+  return false;
 }
 
 CURLcode CurlHttp::on_ssl_ctx(CURL*, void* ssl_ctx, void* user) {
@@ -172,7 +214,7 @@ Http::RequestId CurlHttp::send(HttpRequest request, Callback callback) {
   transfer->max_body = options_.max_body_bytes;
   const RequestId id = transfer->id;
   transfers_.emplace(id, std::move(transfer));
-  waiting_.push_back(id);
+  waiting_.push(id, transfers_.at(id)->request.priority);
   start_waiting();
   return id;
 }
@@ -199,7 +241,14 @@ bool CurlHttp::start(Transfer& transfer) {
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &CurlHttp::on_body);
   curl_easy_setopt(easy, CURLOPT_WRITEDATA, &transfer);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, &transfer);
-  if (options_.proxy) curl_easy_setopt(easy, CURLOPT_PROXY, options_.proxy->c_str());
+  if (request.connect_only) {
+    // The broker's TLS diagnosis: the MQTT connection never goes through a proxy (CONTRACT §6).
+    curl_easy_setopt(easy, CURLOPT_PROXY, "");
+  } else if (options_.proxy) {
+    curl_easy_setopt(easy, CURLOPT_PROXY, options_.proxy->c_str());
+  } else if (const std::string* proxy = environment_proxy(request.url)) {
+    curl_easy_setopt(easy, CURLOPT_PROXY, proxy->c_str());  // NO_PROXY still applies
+  }
   if (request.connect_only) curl_easy_setopt(easy, CURLOPT_CONNECT_ONLY, 1L);
   if (request.ca_file) curl_easy_setopt(easy, CURLOPT_CAINFO, request.ca_file->c_str());
   if (request.client_cert) curl_easy_setopt(easy, CURLOPT_SSLCERT, request.client_cert->c_str());
@@ -223,13 +272,12 @@ bool CurlHttp::start(Transfer& transfer) {
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.body.size()));
   }
-  return curl_multi_add_handle(multi_.get(), easy) == CURLM_OK;
+  return check(curl_multi_add_handle(multi_.get(), easy), "curl_multi_add_handle");
 }
 
 void CurlHttp::start_waiting() {
   while (active_ < options_.max_active && !waiting_.empty()) {
-    const RequestId id = waiting_.front();
-    waiting_.pop_front();
+    const RequestId id = *waiting_.pop();
     const auto it = transfers_.find(id);
     if (it == transfers_.end()) continue;  // cancelled while waiting
     if (start(*it->second)) {
@@ -245,7 +293,8 @@ void CurlHttp::cancel(RequestId id) {
   const auto it = transfers_.find(id);
   if (it == transfers_.end()) return;
   if (it->second->active()) {
-    curl_multi_remove_handle(multi_.get(), it->second->easy.get());
+    check(curl_multi_remove_handle(multi_.get(), it->second->easy.get()),
+          "curl_multi_remove_handle");
     --active_;
   }
   transfers_.erase(it);  // a waiting one is skipped when its turn comes
@@ -254,16 +303,21 @@ void CurlHttp::cancel(RequestId id) {
 
 void CurlHttp::poll(Millis timeout) {
   int running = 0;
-  curl_multi_perform(multi_.get(), &running);
+  check(curl_multi_perform(multi_.get(), &running), "curl_multi_perform");
   finish_done_transfers();
   const Millis wait = failed_.empty() ? timeout : Millis(0);
-  curl_multi_poll(multi_.get(), nullptr, 0, static_cast<int>(wait.count()), nullptr);
-  curl_multi_perform(multi_.get(), &running);
+  check(curl_multi_poll(multi_.get(), nullptr, 0, static_cast<int>(wait.count()), nullptr),
+        "curl_multi_poll");
+  check(curl_multi_perform(multi_.get(), &running), "curl_multi_perform");
   finish_done_transfers();
 }
 
 void CurlHttp::wake() {
-  curl_multi_wakeup(multi_.get());
+  // Any thread, so not check() (its bookkeeping is the loop thread's); the logger is
+  // thread-safe. A failed wake-up delays the loop until its next timer or I/O.
+  if (const CURLMcode code = curl_multi_wakeup(multi_.get()); code != CURLM_OK) {
+    log_.error("http: curl_multi_wakeup failed: ", curl_multi_strerror(code));
+  }
 }
 
 void CurlHttp::finish_done_transfers() {
@@ -287,7 +341,7 @@ void CurlHttp::finish_done_transfers() {
     Transfer* owner = nullptr;
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &owner);
     const RequestId id = owner != nullptr ? owner->id : 0;
-    curl_multi_remove_handle(multi_.get(), easy);
+    check(curl_multi_remove_handle(multi_.get(), easy), "curl_multi_remove_handle");
     auto node = transfers_.extract(id);
     if (node.empty()) continue;
     --active_;

@@ -11,6 +11,7 @@
 
 #include "common/logger.h"
 #include "http/http.h"
+#include "http/request_queue.h"
 #include "loop/event_loop.h"
 
 struct x509_store_st;  // OpenSSL's X509_STORE, kept out of this header
@@ -20,10 +21,13 @@ namespace g2m {
 struct CurlHttpOptions {
   Millis timeout{30'000};
   std::optional<std::filesystem::path> extra_ca;  // added to the system trust store
-  std::optional<std::string> proxy;               // else libcurl reads HTTPS_PROXY / NO_PROXY
+  // Else the environment's (see http/proxy_environment.h): libcurl honours HTTPS_PROXY,
+  // https_proxy, http_proxy, ALL_PROXY and NO_PROXY as it would on its own.
+  std::optional<std::string> proxy;
   long max_host_connections = 4;  // requests queue for a connection instead of opening hundreds
   // Transfers handed to libcurl at once; the rest wait here, so a request's timeout starts when
   // it is really sent and 1,000 waiting requests cost a queue entry each, not a curl handle.
+  // They start in HttpRequest::priority order (FIFO within a priority).
   std::size_t max_active = 16;
   std::size_t max_body_bytes = 4 * 1024 * 1024;
 };
@@ -44,6 +48,7 @@ class CurlHttp final : public Http, public Poller {
   void wake() override;
 
   std::size_t in_flight() const { return transfers_.size(); }
+  std::size_t waiting() const { return waiting_.size(); }
 
  private:
   struct Transfer;
@@ -64,6 +69,8 @@ class CurlHttp final : public Http, public Poller {
   void start_waiting();
   static size_t on_body(char* data, size_t size, size_t count, void* user);
   static CURLcode on_ssl_ctx(CURL* curl, void* ssl_ctx, void* user);
+  // Logs a failed curl_multi_* call (once until that call succeeds again). True when it worked.
+  bool check(CURLMcode code, const char* call);
 
   CurlHttpOptions options_;
   Logger& log_;
@@ -73,9 +80,10 @@ class CurlHttp final : public Http, public Poller {
   std::string extra_ca_pem_;  // only when trust_ could not be built (libcurl loads the CAs then)
   RequestId next_id_ = 1;
   std::unordered_map<RequestId, std::unique_ptr<Transfer>> transfers_;  // active and waiting
-  std::deque<RequestId> waiting_;
-  std::deque<RequestId> failed_;  // could not be started; answered at the next poll()
+  RequestQueue<RequestId> waiting_;  // may hold cancelled ids: skipped when their turn comes
+  std::deque<RequestId> failed_;     // could not be started; answered at the next poll()
   std::size_t active_ = 0;
+  std::unordered_map<std::string, CURLMcode> failing_;  // curl_multi_* calls that last failed
 };
 
 }  // namespace g2m

@@ -12,12 +12,22 @@ namespace g2m {
 
 enum class TransportError { none, network, timeout, tls };
 
+// Which waiting request is sent first when more wait than the client sends at once (CurlHttp
+// hands libcurl at most max_active transfers and queues the rest): protocol deadlines before
+// bulk work. FIFO within a priority.
+enum class HttpPriority {
+  urgent,  // a deadline the protocol sets: token polls, refreshes close to expiry
+  normal,  // the default: device-code requests, discovery, commands
+  bulk,    // may wait: scheduled Graph fetches
+};
+
 struct HttpRequest {
   std::string method = "GET";  // GET or POST
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;               // POST: form-encoded unless a Content-Type header says otherwise
   std::optional<Millis> timeout;  // whole request; default: the client's
+  HttpPriority priority = HttpPriority::normal;  // only matters while requests queue
   // For diagnosing a TLS connection that is not HTTP (the broker): connect and handshake only,
   // trusting exactly `ca_file`, presenting `client_cert`/`client_key` when given.
   bool connect_only = false;

@@ -80,12 +80,13 @@ BrowserSignIn::Check BrowserSignIn::complete(const std::string& address) {
   }
   steps_.enter(SignInPhase::redeeming);
   ctx_.log.info(ctx_.account.name, ": redeeming the browser sign-in's code");
-  request_ = ctx_.http.send(authorization_code_request(ctx_.config, ctx_.account, *endpoints_,
-                                                       code.code, redirect_uri_, pkce_.verifier),
-                            [this](HttpResponse response) {
-                              request_.reset();
-                              on_token(std::move(response));
-                            });
+  HttpRequest request = authorization_code_request(ctx_.config, ctx_.account, *endpoints_,
+                                                   code.code, redirect_uri_, pkce_.verifier);
+  request.priority = HttpPriority::urgent;  // a user is waiting, and the code is short-lived
+  request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
+    request_.reset();
+    on_token(std::move(response));
+  });
   return Redeeming{};
 }
 

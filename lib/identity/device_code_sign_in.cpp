@@ -43,12 +43,12 @@ void DeviceCodeSignIn::request_code() {
 }
 
 void DeviceCodeSignIn::on_code(HttpResponse response) {
-  auto outcome = parse_device_code_response(response);
+  // Only a loopback http:// identity server may send http:// verification pages.
+  auto outcome = parse_device_code_response(response, endpoints_->device_authorization);
   if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
     if (failure->kind == AuthFailure::Kind::transient) {
       const Millis delay =
-          std::max<Millis>(backoff_delay(failures_++, Seconds(5), kMaxBackoff, jitter_.next()),
-                           failure->retry_after.value_or(Seconds(0)));
+          retry_delay(failures_, Seconds(5), kMaxBackoff, jitter_, failure->retry_after);
       timer_.start_after(delay, [this] { request_code(); });
       steps_.transient(*failure, delay);
       return;
@@ -88,6 +88,8 @@ void DeviceCodeSignIn::schedule_poll() {
 void DeviceCodeSignIn::send_poll() {
   HttpRequest request =
       device_token_request(ctx_.config, ctx_.account, *endpoints_, flow_->code().device_code);
+  // A poll has a due time (the interval): it goes before bulk work of other accounts.
+  request.priority = HttpPriority::urgent;
   flow_->poll_sent();
   request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
     request_.reset();

@@ -11,12 +11,12 @@ DeviceFlow::DeviceFlow(DeviceCode code, SteadyTime requested_at, SteadyTime rece
       next_poll_at_(received_at + interval_),
       jitter_(jitter_seed) {}
 
-DeviceFlow::Decision DeviceFlow::on_poll_result(const AuthOutcome<TokenResponse>& outcome,
+DeviceFlow::Decision DeviceFlow::on_poll_result(AuthOutcome<TokenResponse> outcome,
                                                 SteadyTime now) {
   Decision d;
-  if (const auto* tokens = std::get_if<TokenResponse>(&outcome)) {
+  if (auto* tokens = std::get_if<TokenResponse>(&outcome)) {
     d.kind = Decision::Kind::approved;
-    d.tokens = *tokens;
+    d.tokens = std::move(*tokens);
     return d;
   }
   const auto& failure = std::get<AuthFailure>(outcome);
@@ -24,10 +24,8 @@ DeviceFlow::Decision DeviceFlow::on_poll_result(const AuthOutcome<TokenResponse>
     // RFC 8628 §3.5: after a timeout the client MUST reduce its polling rate; we back off on
     // every transient failure, never polling sooner than the interval.
     const Millis delay = std::max<Millis>(
-        std::max<Millis>(
-            backoff_delay(transient_failures_++, interval_, kMaxBackoff, jitter_.next()),
-            interval_),
-        failure.retry_after.value_or(Seconds(0)));
+        retry_delay(transient_failures_, interval_, kMaxBackoff, jitter_, failure.retry_after),
+        interval_);
     next_poll_at_ = now + delay;
     d.kind = Decision::Kind::poll_again;
     d.next_poll_at = next_poll_at_;

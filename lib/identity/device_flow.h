@@ -44,7 +44,7 @@ class DeviceFlow {
   // Call when a poll is sent.
   void poll_sent() { ++polls_; }
   // Call with the poll's answer as it arrives at `now`.
-  Decision on_poll_result(const AuthOutcome<TokenResponse>& outcome, SteadyTime now);
+  Decision on_poll_result(AuthOutcome<TokenResponse> outcome, SteadyTime now);
 
   static constexpr Millis kMaxBackoff{300'000};  // CONTRACT §6: backoff capped at 5 minutes
 

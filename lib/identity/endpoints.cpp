@@ -49,9 +49,9 @@ std::variant<Endpoints, std::string> parse_discovery(const std::string& body) {
   return e;
 }
 
-EndpointResolver::EndpointResolver(const Config& config, EventLoop& loop, Http& http, Logger& log)
+// Discovery retries are driven by the accounts' own timers: the resolver needs no loop.
+EndpointResolver::EndpointResolver(const Config& config, Http& http, Logger& log)
     : config_(config), http_(http), log_(log) {
-  (void)loop;  // discovery retries are driven by the accounts' own timers
   const auto& id = config_.identity;
   if (id.provider == Provider::oidc && id.device_authorization_endpoint && id.token_endpoint) {
     explicit_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt,
@@ -117,8 +117,7 @@ void EndpointResolver::discover(std::size_t url_index) {
       f.kind = AuthFailure::Kind::transient;
       f.description = "discovery failed: " + f.description;
       f.retry_after = std::chrono::duration_cast<Seconds>(
-          std::max<Millis>(backoff_delay(failures_++, Seconds(5), Millis(300'000), jitter_.next()),
-                           f.retry_after.value_or(Seconds(0))));
+          retry_delay(failures_, Seconds(5), Millis(300'000), jitter_, f.retry_after));
     }
     finish(f);
   });

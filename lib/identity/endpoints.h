@@ -11,7 +11,6 @@
 #include "config/config.h"
 #include "http/http.h"
 #include "identity/oauth.h"
-#include "loop/event_loop.h"
 
 namespace g2m {
 
@@ -41,7 +40,7 @@ std::variant<Endpoints, std::string> parse_discovery(const std::string& body);
 class EndpointResolver {
  public:
   using Result = std::variant<Endpoints, AuthFailure>;
-  EndpointResolver(const Config& config, EventLoop& loop, Http& http, Logger& log);
+  EndpointResolver(const Config& config, Http& http, Logger& log);
 
   // `done` runs with the endpoints, or with a failure: transient (retry_after says when the next
   // discovery attempt is) or terminal (the document lacks a key).

@@ -84,7 +84,7 @@ TokenSet make_token_set(TokenResponse response, SystemTime now, const TokenSet* 
   t.access_token = std::move(response.access_token);
   // Microsoft rotates refresh tokens; a provider that does not keeps the old one valid.
   t.refresh_token = (response.refresh_token.empty() && previous)
-                        ? previous->refresh_token
+                        ? previous->refresh_token.copy()
                         : std::move(response.refresh_token);
   t.scopes = (response.scopes.empty() && previous) ? previous->scopes : std::move(response.scopes);
   if (previous) t.user = previous->user;

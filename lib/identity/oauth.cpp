@@ -7,45 +7,17 @@
 #include <sstream>
 
 #include "common/time_format.h"
+#include "config/url.h"
+#include "http/http_failure.h"
 #include "json/json.h"
 
 namespace g2m {
 
 namespace {
 
-// Lifetimes and intervals beyond a year are nonsense from a broken or hostile server; clamping
-// keeps time arithmetic far from overflow.
-constexpr long long kMaxSeconds = 365LL * 24 * 3600;
-
 std::string first_line(const std::string& text) {
   const auto end = text.find_first_of("\r\n");
   return text.substr(0, end);
-}
-
-std::optional<Seconds> parse_retry_after(const std::optional<std::string>& header) {
-  if (!header) return std::nullopt;
-  long long secs = 0;
-  const char* begin = header->data();
-  const char* end = begin + header->size();
-  const auto [ptr, ec] = std::from_chars(begin, end, secs);
-  if (ec == std::errc() && ptr == end) return Seconds(std::clamp(secs, 0LL, kMaxSeconds));
-  if (auto when = parse_http_date(*header)) {
-    const auto delta =
-        std::chrono::duration_cast<Seconds>(*when - std::chrono::system_clock::now());
-    return std::max(Seconds(0), delta);
-  }
-  return std::nullopt;
-}
-
-const char* transport_error_name(TransportError e) {
-  switch (e) {
-    case TransportError::timeout:
-      return "timeout";
-    case TransportError::tls:
-      return "tls_error";
-    default:
-      return "network_error";
-  }
 }
 
 std::vector<std::string> split_scopes(const std::string& text) {
@@ -71,18 +43,81 @@ std::optional<rapidjson::Document> body_object(const HttpResponse& response) {
   return doc;
 }
 
+AuthFailure invalid_response(long status, std::string description) {
+  AuthFailure f;
+  f.kind = AuthFailure::Kind::transient;
+  f.error = "invalid_response";
+  f.http_status = status;
+  f.description = std::move(description);
+  return f;
+}
+
+// Why `uri` may not be shown to a user as the page to open, or "" when it may: https:// (http://
+// only when allowed), a host, no user:password@ part (https://microsoft.com@evil.example/ goes
+// to evil.example), nothing but visible ASCII.
+std::string bad_verification_uri(const std::string& uri, bool allow_http) {
+  for (const char c : uri) {
+    if (static_cast<unsigned char>(c) <= 0x20 || static_cast<unsigned char>(c) >= 0x7f) {
+      return "contains a space, a control character or non-ASCII";
+    }
+  }
+  const auto url = config_detail::parse_url(uri);
+  if (!url) return "is not a URL";
+  if (url->scheme != "https" && !(allow_http && url->scheme == "http")) {
+    return allow_http ? "is not an https:// or http:// URL" : "is not an https:// URL";
+  }
+  if (url->userinfo) return "carries a user name";
+  return {};
+}
+
+bool valid_user_code(const std::string& code) {
+  if (code.empty() || code.size() > kMaxUserCodeLength) return false;
+  return std::all_of(code.begin(), code.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+// An access token goes into an Authorization header: nothing but visible ASCII (RFC 6750
+// b64token is narrower still), so a CR or LF can never start a header of its own.
+bool valid_header_token(const std::string& token) {
+  return std::all_of(token.begin(), token.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+}
+
 }  // namespace
+
+bool is_loopback_http(std::string_view authority) {
+  const auto url = config_detail::parse_url(authority);
+  return url && url->scheme == "http" && config_detail::is_loopback_host(url->host);
+}
+
+std::string strip_control_characters(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) continue;
+    // C1 controls, U+0080..U+009F, are C2 80..C2 9F in UTF-8.
+    if (c == 0xc2 && i + 1 < text.size()) {
+      const auto next = static_cast<unsigned char>(text[i + 1]);
+      if (next >= 0x80 && next <= 0x9f) {
+        ++i;
+        continue;
+      }
+    }
+    out.push_back(static_cast<char>(c));
+  }
+  return out;
+}
 
 AuthFailure classify_failure(const HttpResponse& response) {
   AuthFailure f;
   if (!response.ok()) {
     f.kind = AuthFailure::Kind::transient;
-    f.error = transport_error_name(response.error);
+    f.error = transport_error_code(response.error);
     f.description = response.error_message;
     return f;
   }
   f.http_status = response.status;
-  f.retry_after = parse_retry_after(response.retry_after);
+  // The one wall-clock read left in the identity code: an HTTP-date Retry-After.
+  f.retry_after = parse_retry_after(response.retry_after, std::chrono::system_clock::now());
   const auto doc = body_object(response);
   const bool server_busy = response.status == 429 || response.status >= 500;
   if (doc) {
@@ -97,7 +132,7 @@ AuthFailure classify_failure(const HttpResponse& response) {
         if (!f.error_codes.empty()) f.aadsts = f.error_codes.front();
       }
       if (auto interval = json::get_lenient_int(*doc, "interval"); interval && *interval > 0) {
-        f.interval = Seconds(std::min(*interval, kMaxSeconds));
+        f.interval = Seconds(std::min<long long>(*interval, kMaxPollInterval.count()));
       }
       f.kind = (server_busy || f.error == "temporarily_unavailable") ? AuthFailure::Kind::transient
                                                                      : AuthFailure::Kind::oauth;
@@ -125,7 +160,8 @@ AuthFailure classify_failure(const HttpResponse& response) {
   return f;
 }
 
-AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response) {
+AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
+                                                   std::string_view authority) {
   if (!response.ok() || response.status != 200) return classify_failure(response);
   const auto doc = body_object(response);
   // Microsoft's /devicecode returns errors with HTTP 200 (MSAL.NET: expectErrorsOn200OK).
@@ -139,26 +175,43 @@ AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response)
   const auto expires_in = json::get_lenient_int(*doc, "expires_in");
   if (!device_code || device_code->empty() || !user_code || user_code->empty() || !uri ||
       !expires_in || *expires_in <= 0) {
-    AuthFailure f;
-    f.kind = AuthFailure::Kind::transient;
-    f.error = "invalid_response";
-    f.http_status = response.status;
-    f.description =
-        "the device-code answer lacks device_code, user_code, verification_uri or expires_in";
-    return f;
+    return invalid_response(
+        response.status,
+        "the device-code answer lacks device_code, user_code, verification_uri or expires_in");
+  }
+  // What a display shows a person must not send them somewhere a network attacker can change,
+  // nor paint the terminal (CONTRACT §6 Untrusted input).
+  if (!valid_user_code(*user_code)) {
+    return invalid_response(response.status,
+                            "the device-code answer's user_code is not 1-32 printable ASCII "
+                            "characters");
+  }
+  const bool allow_http = is_loopback_http(authority);
+  auto complete = json::get_string(*doc, "verification_uri_complete");
+  for (const auto& [name, value] :
+       {std::pair<const char*, const std::optional<std::string>*>{"verification_uri", &uri},
+        {"verification_uri_complete", &complete}}) {
+    if (!*value) continue;
+    const std::string why = bad_verification_uri(**value, allow_http);
+    if (!why.empty()) {
+      return invalid_response(response.status,
+                              std::string("the device-code answer's ") + name + " " + why);
+    }
   }
   code.device_code = Secret(std::move(*device_code));
   code.user_code = std::move(*user_code);
   code.verification_uri = std::move(*uri);
-  code.verification_uri_complete = json::get_string(*doc, "verification_uri_complete");
-  code.expires_in = Seconds(std::min(*expires_in, kMaxSeconds));
+  code.verification_uri_complete = std::move(complete);
+  code.expires_in = Seconds(std::min<long long>(*expires_in, kMaxDeviceCodeLifetime.count()));
   if (auto interval = json::get_lenient_int(*doc, "interval"); interval && *interval > 0) {
-    code.interval = Seconds(std::min(*interval, kMaxSeconds));
+    code.interval = Seconds(std::min<long long>(*interval, kMaxPollInterval.count()));
   }
-  code.message =
-      json::get_string(*doc, "message")
-          .value_or("To sign in, use a web browser to open the page " + code.verification_uri +
-                    " and enter the code " + code.user_code + " to authenticate.");
+  std::string message = strip_control_characters(json::get_string(*doc, "message").value_or(""));
+  if (message.empty()) {
+    message = "To sign in, use a web browser to open the page " + code.verification_uri +
+              " and enter the code " + code.user_code + " to authenticate.";
+  }
+  code.message = std::move(message);
   return code;
 }
 
@@ -169,19 +222,20 @@ AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response) {
   if (!doc || doc->HasMember("error")) return classify_failure(response);
   auto access = json::get_string(*doc, "access_token");
   if (!access || access->empty()) {
-    AuthFailure f;
-    f.kind = AuthFailure::Kind::transient;
-    f.error = "invalid_response";
-    f.http_status = response.status;
-    f.description = "the token answer has no access_token";
-    return f;
+    return invalid_response(response.status, "the token answer has no access_token");
+  }
+  if (!valid_header_token(*access)) {
+    // Never echoed: the description must not carry any part of the token.
+    return invalid_response(response.status,
+                            "the token answer's access_token contains a space, a control "
+                            "character or non-ASCII");
   }
   TokenResponse t;
   t.access_token = Secret(std::move(*access));
   t.refresh_token = Secret(json::get_string(*doc, "refresh_token").value_or(""));
   t.id_token = Secret(json::get_string(*doc, "id_token").value_or(""));
   if (auto expires_in = json::get_lenient_int(*doc, "expires_in"); expires_in && *expires_in > 0) {
-    t.expires_in = Seconds(std::min(*expires_in, kMaxSeconds));
+    t.expires_in = Seconds(std::min<long long>(*expires_in, kMaxAccessTokenLifetime.count()));
   }
   t.scopes = split_scopes(json::get_string(*doc, "scope").value_or(""));
   return t;

@@ -1,13 +1,16 @@
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/secret.h"
 #include "http/http.h"
+#include "http/http_failure.h"
 #include "identity/tenant_policy.h"
 #include "identity/token_set.h"
 
@@ -53,11 +56,32 @@ struct TokenResponse {
 template <typename T>
 using AuthOutcome = std::variant<T, AuthFailure>;
 
+// Bounds on what a server may ask of us (CONTRACT §6 Untrusted input): longer values are
+// clamped to these, so a broken or hostile server cannot park a sign-in or a retry for a year.
+inline constexpr Seconds kMaxDeviceCodeLifetime{3600};
+inline constexpr Seconds kMaxPollInterval{60};
+inline constexpr Seconds kMaxAccessTokenLifetime{24 * 3600};
+inline constexpr std::size_t kMaxUserCodeLength = 32;
+
 // Response classification and parsing: pure functions of the HTTP answer.
-AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response);
+// `authority` is the URL the device-code request went to (under identity.authority, or the OIDC
+// device endpoint): only when it is a loopback http:// URL may the verification URIs be http://
+// too; otherwise (and when it is left empty) they must be https://. A URI that is not, or a
+// user_code that is not 1-32 printable ASCII characters, is an `invalid_response` (transient:
+// retried). Control characters are removed from `message`.
+AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
+                                                   std::string_view authority = {});
 AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response);
 // Classifies an answer that is not a success (shared by the two parsers and by refresh).
 AuthFailure classify_failure(const HttpResponse& response);
+
+// Whether `authority` is a loopback http:// URL (the only case where http:// verification URIs
+// are accepted).
+bool is_loopback_http(std::string_view authority);
+
+// `text` without control characters (C0, DEL and C1): for strings from upstream that are shown
+// to people (a device code's message).
+std::string strip_control_characters(std::string_view text);
 
 // `name` and `preferred_username` (or `email`) from an id_token's claims; never verifies it
 // (the token came straight from the token endpoint over TLS) and never looks at access tokens.

@@ -94,9 +94,8 @@ void SignInDriver::resolve() {
     if (auto* failure = std::get_if<AuthFailure>(&result)) {
       if (failure->kind == AuthFailure::Kind::transient) {
         Jitter jitter(seed_ + static_cast<std::uint64_t>(resolve_failures_));
-        const Millis delay = std::max<Millis>(
-            backoff_delay(resolve_failures_++, Seconds(5), kMaxBackoff, jitter.next()),
-            failure->retry_after.value_or(Seconds(0)));
+        const Millis delay =
+            retry_delay(resolve_failures_, Seconds(5), kMaxBackoff, jitter, failure->retry_after);
         retry_timer_.start_after(delay, [this] { resolve(); });
         events_.transient_error(*failure, delay);
         return;
@@ -182,24 +181,24 @@ void SignInDriver::fetch_user(TokenSet tokens) {
   };
   const auto& id = ctx_.config.identity;
   const std::string base = oidc ? *endpoints_->userinfo : id.graph;
-  graph_fetch(ctx_.http, base, oidc ? "" : "/me", 1, auth,
-              [this, pending, epoch, oidc, finish_approved](GraphResult result) {
-                if (epoch != epoch_ || phase_ != SignInPhase::fetching_user) return;
-                if (result.success()) {
-                  if (auto doc = json::parse_object(result.body)) {
-                    User user;
-                    user.name = json::get_string(*doc, oidc ? "name" : "displayName").value_or("");
-                    user.username =
-                        json::get_string(*doc, oidc ? "preferred_username" : "userPrincipalName")
-                            .value_or(json::get_string(*doc, oidc ? "email" : "mail").value_or(""));
-                    if (!user.name.empty() || !user.username.empty()) pending->user = user;
-                  }
-                } else {
-                  ctx_.log.warn(ctx_.account.name,
-                                ": could not read the user's name: ", result.code);
-                }
-                finish_approved();
-              });
+  graph_fetch(
+      ctx_.http, ctx_.loop.clock(), GraphGet{base, oidc ? "" : "/me", 1, kDefaultMaxGraphBytes},
+      auth, [this, pending, epoch, oidc, finish_approved](GraphResult result) {
+        if (epoch != epoch_ || phase_ != SignInPhase::fetching_user) return;
+        if (result.success()) {
+          if (auto doc = json::parse_object(result.body)) {
+            User user;
+            user.name = json::get_string(*doc, oidc ? "name" : "displayName").value_or("");
+            user.username =
+                json::get_string(*doc, oidc ? "preferred_username" : "userPrincipalName")
+                    .value_or(json::get_string(*doc, oidc ? "email" : "mail").value_or(""));
+            if (!user.name.empty() || !user.username.empty()) pending->user = user;
+          }
+        } else {
+          ctx_.log.warn(ctx_.account.name, ": could not read the user's name: ", result.code);
+        }
+        finish_approved();
+      });
 }
 
 void SignInDriver::refused(const AuthFailure& failure) {

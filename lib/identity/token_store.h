@@ -1,19 +1,24 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "identity/posix_file.h"
 #include "identity/token_set.h"
 
 namespace g2m {
 
-// One token file per account under storage.dir: <dir>/<account>.json (0600, dir 0700), written
-// atomically (temp file, fsync, rename, fsync of the directory) under an exclusive flock on
-// <dir>/<account>.lock, so the agent and `graph2mqtt login` never interleave writes.
+// One token file per account under storage.dir: <dir>/<account>.json (0600, dir 0700, both
+// owned by the agent's user), written atomically (temp file, fsync, rename, fsync of the
+// directory) under an exclusive flock on <dir>/<account>.lock, so the agent and `graph2mqtt
+// login` never interleave writes. The lock is only ever tried, never waited for: a lock held by
+// the other process makes save()/remove() return `busy` at once, and the caller tries again
+// later (CONTRACT §6 Tokens: storage_error after 5 s). The format lives in token_file_codec.h,
+// the system calls in posix_file.h.
 class TokenStore {
  public:
   struct LoadResult {
@@ -24,20 +29,29 @@ class TokenStore {
   struct WriteResult {
     bool ok = true;
     std::string message;  // why it failed (never a secret)
+    // The lock is held by another process (`graph2mqtt login`): nothing was written or removed;
+    // try again shortly. ok is false too, so a caller that ignores `busy` treats it as a failure.
+    bool busy = false;
   };
-  // Test seam for disk-full and similar: called before the rename, a non-empty return fails the
-  // write with that message (the previous file stays intact).
-  using FaultHook = std::function<std::string(const std::string& account)>;
 
-  explicit TokenStore(std::filesystem::path dir);
+  // `writer` is the port every write goes through (tests pass one that fails on demand); it
+  // must outlive the store.
+  explicit TokenStore(std::filesystem::path dir,
+                      posix::FileWriter& writer = posix::system_writer());
 
   // Creates the folder 0700 if missing, tightens it to 0700 if wider (returns a warning then).
-  // Throws std::runtime_error when it cannot be created.
+  // Throws std::runtime_error when it cannot be created, or when it is owned by another user.
   std::optional<std::string> prepare();
 
+  // A file owned by another user, or open to group or others, is `corrupt` and never read: it
+  // may have been planted.
   LoadResult load(const std::string& account, const TokenBinding& binding) const;
   WriteResult save(const std::string& account, const TokenBinding& binding, const TokenSet& tokens);
   WriteResult remove(const std::string& account);
+  // save(), retried while the lock is busy for up to `wait` (sleeping between tries): for the
+  // `graph2mqtt login` command, which may block; never for the agent's event loop.
+  WriteResult save_waiting(const std::string& account, const TokenBinding& binding,
+                           const TokenSet& tokens, std::chrono::milliseconds wait);
   bool exists(const std::string& account) const;
   // Modification time of the token file (to notice a file written by `graph2mqtt login`).
   std::optional<std::filesystem::file_time_type> modified(const std::string& account) const;
@@ -52,11 +66,10 @@ class TokenStore {
   // A token file is a few KiB; anything larger is treated as corrupt without reading it whole.
   static constexpr std::uintmax_t max_file_size = 1024 * 1024;
   const std::filesystem::path& dir() const { return dir_; }
-  void set_fault_hook(FaultHook hook) { fault_hook_ = std::move(hook); }
 
  private:
   std::filesystem::path dir_;
-  FaultHook fault_hook_;
+  posix::FileWriter* writer_;
 };
 
 }  // namespace g2m

@@ -2,14 +2,88 @@
 
 #include <charconv>
 
+#include <rapidjson/error/en.h>
+
 namespace g2m::json {
 
-std::optional<rapidjson::Document> parse(std::string_view text) {
+const char* describe(ParseError error) {
+  switch (error) {
+    case ParseError::none:
+      return "valid JSON";
+    case ParseError::syntax:
+      return "not valid JSON";
+    case ParseError::encoding:
+      return "not valid UTF-8";
+    case ParseError::too_deep:
+      return "JSON nested deeper than 256 levels";
+  }
+  return "not valid JSON";
+}
+
+bool within_depth(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;  // the escaped character cannot end the string
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return false;
+    } else if (c == ']' || c == '}') {
+      --depth;  // unbalanced text is the parser's to refuse
+    }
+  }
+  return true;
+}
+
+namespace {
+
+// The iterative parser keeps its state on the heap: even a text that slipped past the depth
+// scan could not overflow the stack while parsing.
+constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
+
+}  // namespace
+
+std::optional<rapidjson::Document> parse(std::string_view text, ParseError* error) {
+  auto fail = [error](ParseError why) -> std::optional<rapidjson::Document> {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  if (!within_depth(text)) return fail(ParseError::too_deep);
   rapidjson::Document doc;
   // Invalid UTF-8 is not JSON; trailing garbage after the value is a parse error by default.
-  doc.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
-  if (doc.HasParseError()) return std::nullopt;
+  doc.Parse<kFlags>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    if (doc.GetParseError() != rapidjson::kParseErrorStringInvalidEncoding)
+      return fail(ParseError::syntax);
+    // Bad UTF-8 in otherwise good JSON is a different mistake to fix than bad JSON.
+    rapidjson::Document plain;
+    plain.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+    return fail(plain.HasParseError() ? ParseError::syntax : ParseError::encoding);
+  }
+  if (error) *error = ParseError::none;
   return doc;
+}
+
+ParseError parse_insitu(rapidjson::Document& doc, char* text, std::size_t size,
+                        std::string* message) {
+  if (!within_depth(std::string_view(text, size))) {
+    if (message) *message = describe(ParseError::too_deep);
+    return ParseError::too_deep;
+  }
+  doc.ParseInsitu<kFlags>(text);
+  if (!doc.HasParseError()) return ParseError::none;
+  const bool encoding = doc.GetParseError() == rapidjson::kParseErrorStringInvalidEncoding;
+  if (message) {
+    *message = std::string("not valid JSON (") + rapidjson::GetParseError_En(doc.GetParseError()) +
+               " at offset " + std::to_string(doc.GetErrorOffset()) + ")";
+  }
+  return encoding ? ParseError::encoding : ParseError::syntax;
 }
 
 std::optional<rapidjson::Document> parse_object(std::string_view text) {

@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,10 +14,34 @@ namespace g2m::json {
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// Parses text that must be one JSON value; nullopt when it is not JSON at all.
-std::optional<rapidjson::Document> parse(std::string_view text);
+// JSON nested deeper than this is invalid wherever it comes from (CONTRACT §6 Untrusted input):
+// RapidJSON's default parser recurses once per level, and everything that walks a Document
+// (Accept, ==, copying) still does, so an unbounded depth is a stack overflow waiting to happen.
+inline constexpr int kMaxDepth = 256;
+
+enum class ParseError {
+  none,
+  syntax,    // not JSON
+  encoding,  // JSON, but not valid UTF-8
+  too_deep,  // arrays and objects nested deeper than kMaxDepth
+};
+const char* describe(ParseError error);
+
+// Whether no array or object in `text` is nested deeper than `max_depth` (brackets inside strings
+// do not count). A linear scan without recursion; it does not check anything else.
+bool within_depth(std::string_view text, int max_depth = kMaxDepth);
+
+// Parses text that must be one JSON value; nullopt when it is not JSON at all (or not UTF-8, or
+// nested deeper than kMaxDepth: `error` says which). Every JSON read by the agent goes through
+// here or parse_insitu(); never call rapidjson's Parse directly.
+std::optional<rapidjson::Document> parse(std::string_view text, ParseError* error = nullptr);
 // The same, but only a JSON object counts.
 std::optional<rapidjson::Document> parse_object(std::string_view text);
+// Parses a NUL-terminated buffer of `size` bytes in place (strings point into it: the caller owns
+// the bytes and may wipe them afterwards). On failure `message` (if given) says why, with the
+// byte offset of a syntax error.
+ParseError parse_insitu(rapidjson::Document& doc, char* text, std::size_t size,
+                        std::string* message = nullptr);
 
 std::optional<std::string> get_string(const rapidjson::Value& object, const char* key);
 // A number, or a string holding one: providers differ (Microsoft's v1 sends "900").

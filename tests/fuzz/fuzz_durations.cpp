@@ -8,6 +8,7 @@
 #include <ctime>
 #include <string>
 
+#include "common/duration.h"
 #include "config/config.h"
 #include "fuzz_support.h"
 #include "graph/path_template.h"

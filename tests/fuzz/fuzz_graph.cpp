@@ -6,11 +6,13 @@
 //              r  a 401 is answered by a refresh that succeeds    R  ... that fails
 //              s  the account is signed out (no bearer token)
 //              a  the base is an API origin with no path (provider oidc: identity.api)
+//              m  bodies are capped at 64 bytes (too_large), not 1 MiB
 //   then one answer per block, blocks separated by a line "---":
 //     first line  the HTTP status, optionally followed by " " and a Retry-After value; or one of
 //                 "network", "timeout", "tls" for a failed transfer
 //     the rest    the body
-// When the answers run out the fake fails the transfer, so every fetch ends.
+// When the answers run out the fake (tests/support/scripted_http.h) fails the transfer, so every
+// fetch ends.
 
 #include <algorithm>
 #include <charconv>
@@ -19,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "../support/fake_clock.h"
+#include "../support/scripted_http.h"
 #include "fuzz_support.h"
 #include "graph/graph_fetch.h"
 #include "json/json.h"
@@ -33,6 +37,7 @@ struct Options {
   bool refresh_ok = false;
   bool signed_out = false;
   bool api_base = false;
+  std::size_t max_bytes = 1024 * 1024;
 };
 
 Options parse_options(std::string_view line) {
@@ -47,6 +52,7 @@ Options parse_options(std::string_view line) {
     }
     if (c == 's') o.signed_out = true;
     if (c == 'a') o.api_base = true;
+    if (c == 'm') o.max_bytes = 64;
   }
   return o;
 }
@@ -72,48 +78,6 @@ g2m::HttpResponse parse_answer(std::string_view block) {
   return r;
 }
 
-// Answers in order; callbacks run from run(), never inside send(), like the real loop.
-class ScriptedHttp final : public g2m::Http {
- public:
-  explicit ScriptedHttp(std::deque<g2m::HttpResponse> answers) : answers_(std::move(answers)) {}
-
-  RequestId send(g2m::HttpRequest request, Callback callback) override {
-    requests.push_back(request);
-    pending_.push_back([this, cb = std::move(callback)] {
-      g2m::HttpResponse r;
-      if (answers_.empty()) {
-        r.error = g2m::TransportError::network;
-        r.error_message = "no more scripted answers";
-      } else {
-        r = std::move(answers_.front());
-        answers_.pop_front();
-      }
-      delivered.push_back(r.body);
-      cb(std::move(r));
-    });
-    return requests.size();
-  }
-  void cancel(RequestId) override { require(false, "graph_fetch never cancels"); }
-
-  void post(std::function<void()> task) { pending_.push_back(std::move(task)); }
-  void run() {
-    // Bounded: a fetch that kept asking would be a bug, not a reason to spin until the timeout.
-    for (int steps = 0; !pending_.empty(); ++steps) {
-      require(steps < 1000, "a fetch ends after a bounded number of steps");
-      auto task = std::move(pending_.front());
-      pending_.pop_front();
-      task();
-    }
-  }
-
-  std::vector<g2m::HttpRequest> requests;
-  std::vector<std::string> delivered;  // the bodies answered, in order
-
- private:
-  std::deque<g2m::HttpResponse> answers_;
-  std::deque<std::function<void()>> pending_;
-};
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -125,7 +89,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     answers.push_back(parse_answer(rest.substr(0, sep)));
     rest = sep == std::string_view::npos ? std::string_view() : rest.substr(sep + 5);
   }
-  ScriptedHttp http(std::move(answers));
+  g2m::test::ScriptedHttp http(std::move(answers));
+  const g2m::test::FakeClock clock;
   const std::string base =
       opt.api_base ? "https://api.example.com" : "https://graph.microsoft.com/v1.0";
   const std::string origin = g2m::url_origin(base);
@@ -147,12 +112,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   int calls = 0;
   g2m::GraphResult result;
-  g2m::graph_fetch(http, base, "/me/messages?$select=subject&$top=2", opt.max_pages, auth,
-                   [&](g2m::GraphResult r) {
-                     ++calls;
-                     result = std::move(r);
-                   });
-  http.run();
+  g2m::GraphGet get;
+  get.base = base;
+  get.path = "/me/messages?$select=subject&$top=2";
+  get.max_pages = opt.max_pages;
+  get.max_bytes = opt.max_bytes;
+  g2m::graph_fetch(http, clock, get, auth, [&](g2m::GraphResult r) {
+    ++calls;
+    result = std::move(r);
+  });
+  require(http.run(), "a fetch ends after a bounded number of steps");
+  require(http.cancelled.empty(), "graph_fetch never cancels");
 
   require(calls == 1, "the done callback runs exactly once");
   require(refreshes <= 1, "a fetch refreshes at most once");
@@ -168,8 +138,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (opt.signed_out) require(http.requests.empty(), "nothing is sent while signed out");
   if (!result.status) require(!result.code.empty(), "a fetch without an answer says why");
+  if (result.retry_after) {
+    require(result.retry_after->count() >= 0 && *result.retry_after <= g2m::Seconds(3600),
+            "Retry-After is clamped to 0..1 h");
+  }
   if (result.success()) {
     require(g2m::json::parse(result.body).has_value(), "a successful body is JSON");
+    require(result.body.size() <= opt.max_bytes, "a successful body fits the size cap");
     if (opt.max_pages <= 1) {
       require(!http.delivered.empty() && result.body == http.delivered.back(),
               "one page is published as the bytes received");

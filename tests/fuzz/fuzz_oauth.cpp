@@ -8,6 +8,7 @@
 //   bits 5-6  Retry-After: none, "7", an HTTP date, "soon" (not a number, not a date)
 //   bit  7    the body was truncated by the client's size limit (the parsers must not care)
 
+#include <cctype>
 #include <string>
 #include <variant>
 
@@ -24,12 +25,29 @@ const char* const kRetryAfter[] = {nullptr, "7", "Wed, 21 Oct 2015 07:28:00 GMT"
 void check_failure(const g2m::AuthFailure& f, const g2m::HttpResponse& r) {
   require(!f.description.empty() || f.error.empty(), "a failure with an error is described");
   if (f.retry_after) require(f.retry_after->count() >= 0, "Retry-After is never negative");
+  if (f.retry_after) require(*f.retry_after <= g2m::kMaxRetryAfter, "Retry-After is at most 1 h");
   if (f.interval) require(f.interval->count() > 0, "a slow_down interval is positive");
+  if (f.interval) require(*f.interval <= g2m::kMaxPollInterval, "an interval is at most 60 s");
   if (!r.ok()) {
     require(f.kind == g2m::AuthFailure::Kind::transient, "transport errors are transient");
   } else if (r.status == 429 || r.status >= 500) {
     require(f.kind == g2m::AuthFailure::Kind::transient, "429 and 5xx are transient");
   }
+}
+
+bool printable(const std::string& s) {
+  for (const char c : s) {
+    if (c < 0x20 || c >= 0x7f) return false;
+  }
+  return true;
+}
+
+// The parser is called without an authority, so only https:// may pass.
+bool https(const std::string& uri) {
+  if (uri.size() < 9) return false;
+  std::string scheme = uri.substr(0, 8);
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return scheme == "https://";
 }
 
 }  // namespace
@@ -58,6 +76,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(code->expires_in.count() > 0, "expires_in is positive");
         require(code->interval.count() > 0, "interval is positive");
         require(!code->message.empty(), "there is always a message to show");
+        require(code->expires_in <= g2m::kMaxDeviceCodeLifetime, "expires_in is at most 1 h");
+        require(code->interval <= g2m::kMaxPollInterval, "interval is at most 60 s");
+        require(code->user_code.size() <= g2m::kMaxUserCodeLength && printable(code->user_code),
+                "a user code is 1-32 printable ASCII characters");
+        require(https(code->verification_uri), "verification_uri is https://");
+        if (code->verification_uri_complete) {
+          require(https(*code->verification_uri_complete), "verification_uri_complete is https://");
+        }
+        for (const char c : code->message) {
+          require(static_cast<unsigned char>(c) >= 0x20 && c != 0x7f,
+                  "a message holds no control character");
+        }
       } else {
         check_failure(std::get<g2m::AuthFailure>(outcome), r);
       }
@@ -69,6 +99,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(r.ok() && r.status == 200, "tokens come only with HTTP 200");
         require(!tokens->access_token.empty(), "a token answer has an access token");
         require(tokens->expires_in.count() > 0, "expires_in is positive");
+        require(tokens->expires_in <= g2m::kMaxAccessTokenLifetime, "expires_in is at most 24 h");
+        for (const char c : tokens->access_token.reveal()) {
+          require(c > 0x20 && c < 0x7f, "an access token can never break a header");
+        }
         for (const auto& scope : tokens->scopes) {
           require(!scope.empty() && scope.find(' ') == std::string::npos,
                   "scopes are split on spaces");

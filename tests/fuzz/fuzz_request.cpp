@@ -14,6 +14,7 @@
 
 #include "fuzz_support.h"
 #include "graph/graph_fetch.h"
+#include "graph/graph_path.h"
 #include "mqtt/request.h"
 
 namespace {
@@ -21,6 +22,7 @@ namespace {
 using g2m::fuzz::require;
 
 const std::string kBase = "graph2mqtt";
+const g2m::ReplyPolicy kPolicy{kBase, "homeassistant"};
 // graph_allow entries as config accepts them: non-empty, starting with /.
 const char* const kAllow[] = {"/me", "/me/", "/users", "/me/calendarView", "/sites/root/lists"};
 
@@ -55,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   m.topic = kBase + "/bridge/request/" + action;
   m.payload = std::string(rest);
 
-  const auto parsed = g2m::parse_request(kBase, m);
+  const auto parsed = g2m::parse_request(kPolicy, m);
   if (const auto* error = std::get_if<g2m::RequestError>(&parsed)) {
     require(!error->message.empty(), "a refusal says why");
     // The reply to a refused request must itself be JSON a client can read.
@@ -72,6 +74,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string& rt = *req.response_topic;
     require(!rt.empty() && rt.find_first_of("+#") == std::string::npos && rt.front() != '$',
             "an accepted response topic is publishable");
+    require(rt != "homeassistant" && rt.rfind("homeassistant/", 0) != 0,
+            "a response topic never lies under the discovery prefix");
+  }
+  if (req.transaction) {
+    // Echoed as sent: the text stands in the payload as it is.
+    require(m.payload.find(*req.transaction) != std::string::npos,
+            "the echoed transaction is the payload's own text");
+  }
+  // Typed commands: a known action gives a command or a field error, never a crash.
+  const auto command = g2m::parse_command(req);
+  if (const auto* error = std::get_if<g2m::CommandError>(&command)) {
+    require(!error->message.empty(), "a field error says why");
+    require(error->unknown_action == !g2m::known_action(req.action),
+            "only an unknown action is called one");
   }
   const std::string reply = g2m::ok_reply("{}", req.transaction);
   rapidjson::Document doc;

@@ -13,7 +13,8 @@ namespace {
 
 using Clock = SteadyClock;
 
-// The agent comes back on its own schedule (1 s, 2 s, 4 s, 8 s ... after the loss).
+// The agent comes back on its own schedule (every second for the first 10 s of the outage, then
+// backing off to one attempt every 30 s; CONTRACT §1).
 constexpr auto kReconnectDeadline = 40s;
 // CONTRACT §1: the broker is whole again within one second of the reconnection.
 constexpr auto kRepublishWindow = 1000ms;
@@ -330,13 +331,14 @@ TEST_CASE(
   const auto started = Clock::now();
   Agent& agent = w.start_agent(w.agent_config_for(w.broker.url(), "client_id: g2m-agent\n"));
 
-  // Attempts at 0 s, 1 s, 3 s (1 s, then 2 s later): not a tight loop, not given up.
+  // Attempts at 0 s, 1 s, 2 s (every second in the first 10 s of the outage, CONTRACT §1): not a
+  // tight loop, not given up.
   const auto attempts = [&] { return count_of(agent.log_text(), "error mqtt:"); };
   REQUIRE_MESSAGE(poll_until([&] { return attempts() >= 3; }, 10s),
                   "fewer than 3 connection attempts logged:\n"
                       << agent.log_text());
   const auto third = Clock::now();
-  CHECK_MESSAGE(ms_between(started, third) >= 2500, "3 attempts within "
+  CHECK_MESSAGE(ms_between(started, third) >= 1500, "3 attempts within "
                                                         << ms_between(started, third) << " ms:\n"
                                                         << lines_with(agent.log_text(), "mqtt:"));
   CHECK(agent.running());

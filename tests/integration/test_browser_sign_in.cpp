@@ -467,3 +467,29 @@ TEST_CASE("terminal login --browser: end of input without an address exits 1 and
   CHECK(output.find("No address was given") != std::string::npos);
   CHECK_FALSE(has_token_file(*s.agent));
 }
+
+TEST_CASE("secrets: a browser sign-in's code and pasted address appear in no log line or payload") {
+  Scenario s;
+  wait_started(s);
+  const std::string url = browser_login(s);
+  const std::string refused = s.simulator.browser_sign_in(url);
+  s.simulator.expire_authorization_codes();
+  CHECK(json_str(complete(s, refused), "status") == "error");  // a failed redemption is logged
+  const std::string address = s.simulator.browser_sign_in(url);
+  CHECK(json_str(complete(s, address), "status") == "ok");
+  s.wait_state("kitchen", "signed_in");
+  REQUIRE(s.agent->stop() == 0);
+  s.display.sync();
+  const std::string log = s.agent->log_text();
+  CHECK(log.find("debug") != std::string::npos);  // the audit ran at debug level
+  for (const std::string& pasted : {refused, address}) {
+    const std::string code = param(pasted, "code");
+    REQUIRE(code.size() >= 16);
+    CHECK(log.find(code) == std::string::npos);
+    for (const auto& m : s.display.messages("#")) {
+      if (m.topic.find("/bridge/request/") != std::string::npos) continue;  // the display's own
+      CHECK_MESSAGE(m.payload.find(code) == std::string::npos, m.describe());
+    }
+  }
+  check_no_secrets(s);
+}

@@ -395,7 +395,11 @@ TEST_CASE("sign-in: another OAuth error while polling ends the sign-in with reas
 TEST_CASE(
     "sign-in: a Conditional Access refusal of /devicecode says the tenant blocks device-code "
     "sign-in") {
-  Scenario s;
+  // Under sign_in_method device_code a policy refusal ends as blocked (CONTRACT §6 "Tenant
+  // policy"); under auto the browser sign-in follows (test_browser_sign_in.cpp).
+  ScenarioOptions o;
+  o.accounts = kitchen_account("  sign_in_method: device_code\n");
+  Scenario s(o);
   wait_started(s);
   const auto first = s.wait_state("kitchen", "signed_out").json();
   s.simulator.fail(
@@ -418,10 +422,11 @@ TEST_CASE(
   auto state =
       s.display
           .wait_for_json(
-              kState, [](const rapidjson::Value& v) { return json_str(v, "reason") == "error"; },
+              kState, [](const rapidjson::Value& v) { return json_str(v, "reason") == "blocked"; },
               10s, since)
           .json();
-  check_signed_out_state(state, "error");
+  check_signed_out_state(state, "blocked");
+  CHECK(json_str(state["error"], "policy") == "conditional_access");
   CHECK(json_str(state, "since") == json_str(first, "since"));  // S did not change
   // No code was ever shown.
   for (const auto& m : messages_since(s, kCode, since)) CHECK(m.payload.empty());
@@ -435,7 +440,9 @@ TEST_CASE(
 TEST_CASE(
     "sign-in: a Conditional Access refusal at redemption says the tenant blocks device-code "
     "sign-in") {
-  Scenario s;
+  ScenarioOptions o;
+  o.accounts = kitchen_account("  sign_in_method: device_code\n");
+  Scenario s(o);
   wait_started(s);
   const auto user_code = s.login();
   s.simulator.fail(R"({"endpoint":"token","count":1,"error":"invalid_grant","error_codes":[50097],)"
@@ -448,7 +455,8 @@ TEST_CASE(
   CHECK_MESSAGE(lower(description).find("block") != std::string::npos, description);
   CHECK_MESSAGE(lower(description).find("device") != std::string::npos, description);
   CHECK(ev["retry_in"].IsNull());
-  check_signed_out_state(s.wait_state("kitchen", "signed_out", since).json(), "error");
+  CHECK(json_str(ev, "policy") == "conditional_access");
+  check_signed_out_state(s.wait_state("kitchen", "signed_out", since).json(), "blocked");
   check_code_cleared(s, since);
 }
 

@@ -131,7 +131,7 @@ TEST_CASE(
   s.agent->stop();
   TinyDisk disk(s.agent->storage_dir());
   if (!disk.mounted) {
-    // The TokenStore's write-failure hook covers this case in the unit tests.
+    // The TokenStore's writer port (a FileWriter that fails) covers this case in the unit tests.
     MESSAGE("cannot mount a tmpfs here (" << disk.why << "); skipped");
     return;
   }

@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
+import { browserLogin } from './browser-login.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const env = process.env;
@@ -408,7 +409,9 @@ async function approveAndSignIn(sc, {
     const userinfo = prov.records.filter(isUserinfo);
     if (expectUserinfo) {
       expect(!claims.name && !claims.preferred_username, `the id_token has a name: ${Object.keys(claims)}`);
-      expect(userinfo.length === 1 && userinfo[0].status === 200, `userinfo requests: ${userinfo.map((r) => r.status)}`);
+      // One userinfo request for this sign-in (the browser account, same provider, has its own).
+      const mine = userinfo.filter((r) => r.at >= grant.at);
+      expect(mine.length >= 1 && mine[0].status === 200, `userinfo requests: ${userinfo.map((r) => r.status)}`);
     } else {
       expect(claims.name === USER.name, `the id_token has no name: ${Object.keys(claims)}`);
       expect(userinfo.length === 0, `the agent asked userinfo ${userinfo.length} times though the id_token had the name`);
@@ -430,6 +433,56 @@ async function approveAndSignIn(sc, {
     say(`  ${account}: first poll after ${(first / 1000).toFixed(1)} s, gaps ${gaps.map((g) => (g / 1000).toFixed(1)).join(', ') || '(none)'} s`);
   });
   return tokens;
+}
+
+// The browser sign-in (authorization code + PKCE, RFC 7636) against an implementation we did not
+// write: oidc-provider requires PKCE S256 from public clients and checks the verifier itself.
+async function browserScenario(prov) {
+  const sc = new Scenario('browser sign-in (browser)');
+  const base = 'g2m';
+  const account = 'browser';
+  const from = msgs.length;
+  const url = await sc.step('login: the reply carries a browser sign-in with the discovered authorization_endpoint, S256 and state', async () => {
+    const r = await request(base, 'login', { account });
+    expect(r.status === 'ok' && r.data?.state === 'pending', `reply ${JSON.stringify(r)}`);
+    const code = r.data.code;
+    expect(code?.method === 'browser' && code.user_code === null, `code ${JSON.stringify(code)}`);
+    const u = new URL(code.sign_in_url);
+    expect(`${u.origin}${u.pathname}` === `${prov.issuer}/auth`, `sign_in_url ${code.sign_in_url}`);
+    expect(u.searchParams.get('code_challenge_method') === 'S256', 'no S256');
+    expect((u.searchParams.get('state') || '').length >= 22, 'state too short');
+    expect(u.searchParams.get('redirect_uri') === 'http://localhost:8400/cb', 'redirect_uri');
+    await waitFor('code_issued (browser)', 10, () => since(from, eventIs(base, account, 'code_issued')));
+    return code.sign_in_url;
+  });
+  if (sc.broken) return sc;
+  const address = await sc.step('the user signs in at the provider\'s pages and ends at the redirect URI with a code', async () => {
+    const a = await browserLogin(url, { decision: 'approve', login: USER.login });
+    expect(new URL(a).searchParams.get('code'), `address without a code: ${a.slice(0, 60)}`);
+    return a;
+  });
+  if (sc.broken) return sc;
+  await sc.step('a pasted address with another state is refused and the sign-in keeps waiting', async () => {
+    const other = new URL(address);
+    other.searchParams.set('state', 'someone-else');
+    const r = await request(base, 'complete', { account, url: other.toString() });
+    expect(r.status === 'error', `reply ${JSON.stringify(r)}`);
+  });
+  await sc.step('complete: the provider accepts the code with the PKCE verifier; signed_in as the user', async () => {
+    const r = await request(base, 'complete', { account, url: address }, 20);
+    expect(r.status === 'ok' && r.data?.state === 'signed_in', `reply ${JSON.stringify(r)}`);
+    expect(r.data.user?.name === USER.name, `user ${JSON.stringify(r.data.user)}`);
+    const grants = prov.records.filter((x) => x.grant_type === 'authorization_code');
+    expect(grants.length === 1 && grants[0].status === 200, `authorization_code grants: ${grants.map((g) => g.status)}`);
+    expect(grants[0].request?.code_verifier?.length === 43, 'no 43-character code_verifier sent');
+    expect(grants[0].request?.redirect_uri === 'http://localhost:8400/cb', 'redirect_uri at the token endpoint');
+    await waitFor('signed_in event', 10, () => since(from, eventIs(base, account, 'signed_in')));
+  });
+  await sc.step('the browser-born refresh token works: refresh command ok, token_refreshed', async () => {
+    const r = await request(base, 'refresh', { account }, 20);
+    expect(r.status === 'ok', `reply ${JSON.stringify(r)}`);
+  });
+  return sc;
 }
 
 async function panelScenario(prov) {
@@ -653,7 +706,12 @@ async function main() {
 
   const secretFile = path.join(work, 'lobby.secret');
   fs.writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
-  const accountsA = ['panel', 'kiosk', 'deny-confirm', 'deny-consent'].map((name) => `  ${name}:
+  const accountsA = `  browser:
+    client_id: g2m-panel
+    scopes: [${SCOPES.join(', ')}]
+    sign_in_method: browser
+    redirect_uri: "http://localhost:8400/cb"
+` + ['panel', 'kiosk', 'deny-confirm', 'deny-consent'].map((name) => `  ${name}:
     client_id: ${name === 'kiosk' ? 'g2m-kiosk' : 'g2m-panel'}
     scopes: [${SCOPES.join(', ')}]${name === 'panel' ? `
     resources:
@@ -725,6 +783,7 @@ accounts:
     denialScenario(provA, { account: 'deny-confirm', decision: 'abort-confirm', via: 'complete' }).then((sc) => [sc]),
     denialScenario(provA, { account: 'deny-consent', decision: 'abort-consent', via: 'typed' }).then((sc) => [sc]),
     confidentialScenario(provB, secret).then((sc) => [sc]),
+    browserScenario(provA).then((sc) => [sc]),
     fallbackScenario(provC, agentC).then((sc) => [sc]),
     wrongSecretScenario(provC).then((sc) => [sc]),
   ]);
@@ -771,6 +830,8 @@ accounts:
     for (const prov of [provA, provB, provC]) {
       for (const r of prov.records) {
         for (const k of ['device_code', 'access_token', 'refresh_token', 'id_token']) if (r[k]) secrets.set(r[k], k);
+        // The browser sign-in's authorization code and PKCE verifier, as the agent sent them.
+        for (const k of ['code', 'code_verifier']) if (r.request?.[k]) secrets.set(r.request[k], k);
       }
     }
     secrets.set(secret, 'client secret');
@@ -780,7 +841,12 @@ accounts:
     const leaks = [];
     for (const [value, kind] of secrets) {
       for (const a of agents) if (agentLog(a).includes(value)) leaks.push(`${kind} in ${a.name}'s log`);
-      for (const m of msgs) if (m.text.includes(value)) leaks.push(`${kind} on ${m.topic}`);
+      for (const m of msgs) {
+        // The pasted address reaches the agent on its request topic by design (CONTRACT §2
+        // complete): that message is the display's, not the agent's.
+        if (kind === 'code' && m.topic.endsWith('/bridge/request/complete')) continue;
+        if (m.text.includes(value)) leaks.push(`${kind} on ${m.topic}`);
+      }
     }
     expect(!leaks.length, [...new Set(leaks)].join('; '));
     say(`  ${secrets.size} secrets checked against ${agents.reduce((n, a) => n + a.lines.length, 0)} log lines and ${msgs.length} MQTT messages`);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/duration.h"
 #include "config/config.h"
 
 // Failed CHECK_EQs on error lists print the lists, one error per line.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fake_clock.h"
+#include "fake_mqtt_client.h"
 #include "mqtt/derived_topics.h"
 #include "mqtt/mqtt_session.h"
 
@@ -16,19 +17,12 @@ using namespace g2m;
 
 namespace {
 
-class RecordingClient final : public MqttClient {
- public:
-  Handlers handlers;
-  std::vector<OutgoingMessage> sent;
-  void start(Handlers h) override { handlers = std::move(h); }
-  void reconnect() override {}
-  bool publish(const OutgoingMessage& m) override {
-    sent.push_back(m);
-    return true;
+// A broker with room: connected, every publish acknowledged at once.
+struct RecordingClient : test::FakeMqttClient {
+  RecordingClient() {
+    up = true;
+    auto_ack = true;
   }
-  void subscribe(const std::string&, int) override {}
-  void stop(Millis) override {}
-  int version() const override { return 5; }
 };
 
 Config config(bool plain) {
@@ -49,7 +43,7 @@ struct World {
           derived.on_retained(t, p, at);
         });
     session.start([](MqttMessage) {}, {});
-    client.handlers.connected();
+    client.handlers.connected({});
     loop.run_once(Millis(0));
   }
   std::string value(const std::string& topic) const {

@@ -7,26 +7,19 @@
 #include <vector>
 
 #include "fake_clock.h"
+#include "fake_mqtt_client.h"
 #include "homeassistant/discovery_sync.h"
 
 using namespace g2m;
 
 namespace {
 
-class RecordingClient final : public MqttClient {
- public:
-  Handlers handlers;
-  std::vector<OutgoingMessage> sent;
-  std::vector<std::string> subscribed;
-  void start(Handlers h) override { handlers = std::move(h); }
-  void reconnect() override {}
-  bool publish(const OutgoingMessage& m) override {
-    sent.push_back(m);
-    return true;
+// A broker with room: connected, every publish acknowledged at once.
+struct RecordingClient : test::FakeMqttClient {
+  RecordingClient() {
+    up = true;
+    auto_ack = true;
   }
-  void subscribe(const std::string& filter, int) override { subscribed.push_back(filter); }
-  void stop(Millis) override {}
-  int version() const override { return 5; }
 };
 
 const std::string kOwn = R"({"availability":[{"topic":"graph2mqtt/bridge/state"}]})";
@@ -44,7 +37,7 @@ struct World {
         sync(cfg, loop, session, client, log) {
     sync.start();
     session.start([](MqttMessage) {}, sync.filters());
-    client.handlers.connected();
+    client.handlers.connected({});
     loop.run_once(Millis(0));
   }
   void deliver(const std::string& topic, const std::string& payload, bool retained = true) {

@@ -1,6 +1,8 @@
 #include <doctest/doctest.h>
 
+#include "common/time_format.h"
 #include "identity/oauth.h"
+#include "json/json.h"
 
 using namespace g2m;
 
@@ -155,4 +157,177 @@ TEST_CASE("oauth: openid profile offline_access are always added to the scopes, 
 TEST_CASE("oauth: failure descriptions never contain the request's secrets") {
   const auto& f = failure_of(parse_token_response(answer(500, "")));
   CHECK(f.description.find("device") == std::string::npos);
+}
+
+// --- untrusted answers (CONTRACT §6 Untrusted input) -------------------------------------------
+
+namespace {
+std::string device_answer(const std::string& fields) {
+  return R"({"device_code":"DC","expires_in":900,)" + fields + "}";
+}
+const char* kGoodUri = R"("verification_uri":"https://microsoft.com/devicelogin")";
+}  // namespace
+
+TEST_CASE(
+    "oauth: verification URIs must be https:// (http:// only for a loopback http authority)") {
+  struct Case {
+    std::string uri;
+    std::string complete;  // "" for none
+    const char* reason;    // nullptr: accepted
+  };
+  const std::vector<Case> cases = {
+      {"https://microsoft.com/devicelogin", "", nullptr},
+      {"HTTPS://microsoft.com/devicelogin", "", nullptr},
+      {"https://microsoft.com/devicelogin", "https://microsoft.com/devicelogin?otc=AB", nullptr},
+      {"http://microsoft.com/devicelogin", "", "verification_uri is not an https:// URL"},
+      {"https://microsoft.com/devicelogin", "http://phish.example/?otc=AB",
+       "verification_uri_complete is not an https:// URL"},
+      {"javascript:alert(1)", "", "verification_uri is not a URL"},
+      {"microsoft.com/devicelogin", "", "verification_uri is not a URL"},
+      {"https://", "", "verification_uri is not a URL"},
+      {"https://microsoft.com@phish.example/", "", "verification_uri carries a user name"},
+      {"https://microsoft.com/device login", "", "verification_uri contains a space"},
+      {"https://microsoft.com/\r\nX", "", "verification_uri contains a space"},
+      {"https://micros\xc3\xb6"
+       "ft.com/",
+       "", "verification_uri contains a space"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.uri);
+    CAPTURE(c.complete);
+    const std::string body = json::object([&](json::Fields& f) {
+      f.str("device_code", "DC").str("user_code", "ABCD").str("verification_uri", c.uri);
+      if (!c.complete.empty()) f.str("verification_uri_complete", c.complete);
+      f.num("expires_in", 900);
+    });
+    for (const char* authority : {"", "https://login.microsoftonline.com", "https://127.0.0.1:8443",
+                                  "http://phish.example"}) {
+      CAPTURE(authority);
+      auto o = parse_device_code_response(answer(200, body), authority);
+      if (!c.reason) {
+        CHECK(std::holds_alternative<DeviceCode>(o));
+        continue;
+      }
+      REQUIRE(std::holds_alternative<AuthFailure>(o));
+      const auto& f = failure_of(o);
+      CHECK(f.kind == AuthFailure::Kind::transient);  // retried
+      CHECK(f.error == "invalid_response");
+      CHECK(f.description.find(c.reason) != std::string::npos);
+    }
+  }
+  // A loopback http:// authority (a test server) may send http:// pages, and only then.
+  const std::string http_body =
+      device_answer(R"("user_code":"ABCD","verification_uri":"http://127.0.0.1:8080/devicelogin")");
+  for (const char* authority : {"http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:2"}) {
+    CAPTURE(authority);
+    CHECK(std::holds_alternative<DeviceCode>(
+        parse_device_code_response(answer(200, http_body), authority)));
+  }
+  for (const char* authority : {"", "https://127.0.0.1:8443", "http://10.0.0.1:8080"}) {
+    CAPTURE(authority);
+    CHECK(failure_of(parse_device_code_response(answer(200, http_body), authority)).error ==
+          "invalid_response");
+  }
+  CHECK(is_loopback_http("http://127.0.0.1:8080"));
+  CHECK_FALSE(is_loopback_http("https://127.0.0.1:8080"));
+  CHECK_FALSE(is_loopback_http("http://127.0.0.1.phish.example"));
+}
+
+TEST_CASE("oauth: a user_code must be 1-32 printable ASCII characters") {
+  for (const auto& [code, ok] : {std::pair<std::string, bool>{"E4AAFX9VN", true},
+                                 {std::string(32, 'A'), true},
+                                 {"A B-C_D", true},
+                                 {std::string(33, 'A'), false},
+                                 {"ABC\x1b[2J", false},
+                                 {"ABC\r\nD", false},
+                                 {"K\xc3\xbc", false},
+                                 {"\x7f", false}}) {
+    CAPTURE(code);
+    const std::string body = json::object([&](json::Fields& f) {
+      f.str("device_code", "DC").str("user_code", code);
+      f.str("verification_uri", "https://microsoft.com/devicelogin").num("expires_in", 900);
+    });
+    auto o = parse_device_code_response(answer(200, body));
+    CHECK(std::holds_alternative<DeviceCode>(o) == ok);
+    if (!ok) {
+      CHECK(failure_of(o).error == "invalid_response");
+      CHECK(failure_of(o).kind == AuthFailure::Kind::transient);
+      CHECK(failure_of(o).description.find("user_code") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("oauth: control characters are removed from a device code's message") {
+  auto o = parse_device_code_response(answer(
+      200, device_answer(
+               std::string(R"("user_code":"ABCD",)") + kGoodUri +
+               R"(,"message":"Open\u001b[2J the\r\n page\u0000\u0007\u007f\u009b31m now\t.")")));
+  const auto& c = std::get<DeviceCode>(o);
+  CHECK(c.message == "Open[2J the page31m now.");
+  // Nothing left but control characters: the message is built from the code and URL instead.
+  auto only = parse_device_code_response(
+      answer(200, device_answer(std::string(R"("user_code":"ABCD",)") + kGoodUri +
+                                R"(,"message":"\u001b\r\n")")));
+  CHECK(std::get<DeviceCode>(only).message.find("ABCD") != std::string::npos);
+  CHECK(strip_control_characters("caf\xc3\xa9 \xc2\x85x") == "caf\xc3\xa9 x");  // C1 NEL gone
+}
+
+TEST_CASE("oauth: lifetimes, intervals and Retry-After are clamped") {
+  auto o =
+      parse_device_code_response(answer(200, device_answer(std::string(R"("user_code":"ABCD",)") +
+                                                           kGoodUri + R"(,"interval":86400)")));
+  auto big = parse_device_code_response(
+      answer(200, R"({"device_code":"DC","user_code":"ABCD",)" + std::string(kGoodUri) +
+                      R"(,"expires_in":31536000,"interval":"3600"})"));
+  const auto& c = std::get<DeviceCode>(big);
+  CHECK(c.expires_in == Seconds(3600));
+  CHECK(c.interval == Seconds(60));
+  CHECK(std::get<DeviceCode>(o).interval == Seconds(60));
+  CHECK(std::get<DeviceCode>(o).expires_in == Seconds(900));
+
+  auto t = parse_token_response(answer(200, R"({"access_token":"AT","expires_in":9999999})"));
+  CHECK(std::get<TokenResponse>(t).expires_in == Seconds(24 * 3600));
+  auto normal = parse_token_response(answer(200, R"({"access_token":"AT","expires_in":86400})"));
+  CHECK(std::get<TokenResponse>(normal).expires_in == Seconds(86400));
+
+  const auto& slow =
+      failure_of(parse_token_response(answer(400, R"({"error":"slow_down","interval":600})")));
+  CHECK(slow.interval == Seconds(60));
+
+  CHECK(failure_of(parse_token_response(answer(429, "", "86400"))).retry_after == Seconds(3600));
+  CHECK(failure_of(parse_token_response(answer(429, "", "3600"))).retry_after == Seconds(3600));
+  CHECK(failure_of(parse_token_response(answer(503, "", "-5"))).retry_after == Seconds(0));
+  const auto now = *parse_http_date("Thu, 03 Dec 2026 12:00:00 GMT");
+  CHECK(parse_retry_after(std::string("Thu, 03 Dec 2026 12:00:30 GMT"), now) == Seconds(30));
+  CHECK(parse_retry_after(std::string("Fri, 03 Dec 2027 12:00:00 GMT"), now) == Seconds(3600));
+  CHECK(parse_retry_after(std::string("Wed, 02 Dec 2026 12:00:00 GMT"), now) == Seconds(0));
+  CHECK_FALSE(parse_retry_after(std::string("soon"), now).has_value());
+}
+
+TEST_CASE("oauth: an access token that could break a header is invalid_response") {
+  for (const char* token : {"AT\r\nX-Evil: 1", "AT\n", "A T", "AT\x7f", "AT\xc3\xa9"}) {
+    CAPTURE(token);
+    const std::string body =
+        json::object([&](json::Fields& f) { f.str("access_token", token).num("expires_in", 60); });
+    const auto& f = failure_of(parse_token_response(answer(200, body)));
+    CHECK(f.error == "invalid_response");
+    CHECK(f.kind == AuthFailure::Kind::transient);
+    CHECK(f.description.find("AT") == std::string::npos);  // no part of the token
+  }
+}
+
+TEST_CASE("oauth: answers nested deeper than 256 levels are invalid_response, retried") {
+  for (const std::string& body :
+       {std::string(200000, '['), R"({"device_code":)" + std::string(300, '[')}) {
+    const auto& d = failure_of(parse_device_code_response(answer(200, body)));
+    CHECK(d.error == "invalid_response");
+    CHECK(d.kind == AuthFailure::Kind::transient);
+    const auto& t = failure_of(parse_token_response(answer(200, body)));
+    CHECK(t.error == "invalid_response");
+    CHECK(t.kind == AuthFailure::Kind::transient);
+  }
+  // 256 levels inside an otherwise good answer are fine.
+  auto ok = parse_token_response(answer(
+      200, R"({"access_token":"AT","x":)" + std::string(255, '[') + std::string(255, ']') + "}"));
+  CHECK(std::holds_alternative<TokenResponse>(ok));
 }

@@ -105,7 +105,7 @@ struct Rig {
   explicit Rig(const std::string& extra = "")
       : config(make_config(extra)),
         loop(clock, poller),
-        resolver(config, loop, http, log),
+        resolver(config, http, log),
         driver(SignInContext{config, config.accounts[0], loop, http, resolver, log, 42}, events) {}
 
   // Runs the loop until the next timer has fired (the fake poller jumps the clock there).
@@ -354,7 +354,7 @@ TEST_CASE("sign-in: protocol v1 has no browser sign-in, so the fallback cannot a
   test::RecordingHttp http;
   Logger log(LogLevel::error, [](LogLevel, std::string_view) {});
   EventLoop loop(clock, poller);
-  EndpointResolver resolver(v1, loop, http, log);
+  EndpointResolver resolver(v1, http, log);
   Recorder events;
   SignInDriver driver(SignInContext{v1, v1.accounts[0], loop, http, resolver, log, 1}, events);
   CHECK_FALSE(driver.browser_possible());

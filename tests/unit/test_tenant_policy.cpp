@@ -82,14 +82,15 @@ TEST_CASE("tenant policy: an access_denied policy refusal at a poll is no declin
   code.user_code = "ABC";
   code.verification_uri = "https://microsoft.com/devicelogin";
   const SteadyTime t0{std::chrono::hours(1)};
-  DeviceFlow flow(code, t0, t0, SystemTime{}, 1);
-  const auto refusal_outcome = parse_token_response(answer(400, refusal("access_denied", 53003)));
-  const auto d = flow.on_poll_result(refusal_outcome, t0 + Seconds(5));
+  DeviceFlow flow(std::move(code), t0, t0, SystemTime{}, 1);
+  auto refusal_outcome = parse_token_response(answer(400, refusal("access_denied", 53003)));
+  const auto d = flow.on_poll_result(std::move(refusal_outcome), t0 + Seconds(5));
   CHECK(d.kind == DeviceFlow::Decision::Kind::failed);
   REQUIRE(d.failure);
   CHECK(d.failure->policy == TenantPolicy::conditional_access);
   // A plain access_denied is still the user's decline.
-  const auto plain = parse_token_response(
+  auto plain = parse_token_response(
       answer(400, R"({"error":"access_denied","error_description":"The user declined"})"));
-  CHECK(flow.on_poll_result(plain, t0 + Seconds(10)).kind == DeviceFlow::Decision::Kind::declined);
+  CHECK(flow.on_poll_result(std::move(plain), t0 + Seconds(10)).kind ==
+        DeviceFlow::Decision::Kind::declined);
 }

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -371,29 +373,106 @@ TEST_CASE("token store: tokens of another binding load as other_binding naming t
   }
 }
 
+namespace {
+// The writer port with one system call made to fail (as a full disk or a sick file system
+// would), counting the calls that reach it.
+struct FailingWriter : g2m::posix::FileWriter {
+  enum class Fail { nothing, write, fsync, rename, sync_dir, unlink } fail = Fail::nothing;
+  int err = ENOSPC;
+  int writes = 0;
+  bool write_all(int fd, std::string_view bytes) override {
+    ++writes;
+    if (fail == Fail::write) {
+      errno = err;
+      return false;
+    }
+    return FileWriter::write_all(fd, bytes);
+  }
+  int fsync(int fd) override { return fail == Fail::fsync ? refuse() : FileWriter::fsync(fd); }
+  int rename(const char* from, const char* to) override {
+    return fail == Fail::rename ? refuse() : FileWriter::rename(from, to);
+  }
+  int sync_dir(const char* dir) override {
+    return fail == Fail::sync_dir ? refuse() : FileWriter::sync_dir(dir);
+  }
+  int unlink(const char* path) override {
+    // Only the token file's removal fails: save() unlinks stale temp files too.
+    if (fail == Fail::unlink && std::string_view(path).find(".tmp-") == std::string_view::npos) {
+      return refuse();
+    }
+    return FileWriter::unlink(path);
+  }
+  int refuse() {
+    errno = err;
+    return -1;
+  }
+};
+
+// A store over a FailingWriter in <tmp>/tokens holding one good file for "kitchen".
+struct SavedWithWriter {
+  TempDir tmp;
+  FailingWriter writer;
+  TokenStore store{tmp.path() / "tokens", writer};
+  std::string original;
+  SavedWithWriter() {
+    store.prepare();
+    REQUIRE(store.save("kitchen", binding(), tokens()).ok);
+    original = read_bytes(store.file_for("kitchen"));
+  }
+};
+}  // namespace
+
 TEST_CASE("token store: a failed write leaves the previous file intact") {
-  Saved s;
-  std::string hooked_account;
-  s.store.set_fault_hook([&hooked_account](const std::string& account) {
-    hooked_account = account;
-    return std::string("No space left on device");
-  });
+  SavedWithWriter s;
   TokenSet newer = tokens();
   newer.access_token = g2m::Secret("NEWER-ACCESS");
-  const auto r = s.store.save("kitchen", binding(), newer);
+  for (const auto fail : {FailingWriter::Fail::write, FailingWriter::Fail::fsync}) {
+    CAPTURE(static_cast<int>(fail));
+    s.writer.fail = fail;
+    const auto r = s.store.save("kitchen", binding(), newer);
+    CHECK_FALSE(r.ok);
+    CHECK_FALSE(r.busy);
+    CHECK(r.message == "cannot write the token file " + s.store.file_for("kitchen").string() +
+                           ": No space left on device");
+    check_no_secret(r.message);
+    CHECK(r.message.find("NEWER-ACCESS") == std::string::npos);
+    CHECK(read_bytes(s.store.file_for("kitchen")) == s.original);
+    CHECK_FALSE(temp_file_left(s.store.dir()));
+  }
+
+  // Once the fault clears, the same store writes again (the lock was released).
+  s.writer.fail = FailingWriter::Fail::nothing;
+  CHECK(s.store.save("kitchen", binding(), newer).ok);
+  CHECK(s.store.load("kitchen", binding()).tokens->access_token.reveal() == "NEWER-ACCESS");
+}
+
+TEST_CASE("token store: a failed rename or folder sync through the writer port is reported") {
+  SavedWithWriter s;
+  s.writer.fail = FailingWriter::Fail::rename;
+  s.writer.err = EIO;
+  auto r = s.store.save("kitchen", binding(), tokens());
   CHECK_FALSE(r.ok);
-  CHECK(hooked_account == "kitchen");
-  CHECK(r.message == "cannot write the token file " + s.store.file_for("kitchen").string() +
-                         ": No space left on device");
-  check_no_secret(r.message);
-  CHECK(r.message.find("NEWER-ACCESS") == std::string::npos);
+  CHECK(r.message == "cannot replace the token file " + s.store.file_for("kitchen").string() +
+                         ": Input/output error");
   CHECK(read_bytes(s.store.file_for("kitchen")) == s.original);
   CHECK_FALSE(temp_file_left(s.store.dir()));
 
-  // Once the fault clears, the same store writes again (the lock was released).
-  s.store.set_fault_hook(nullptr);
-  CHECK(s.store.save("kitchen", binding(), newer).ok);
-  CHECK(s.store.load("kitchen", binding()).tokens->access_token.reveal() == "NEWER-ACCESS");
+  // After the rename: the file is new, but the caller hears it may not survive a power cut.
+  s.writer.fail = FailingWriter::Fail::sync_dir;
+  TokenSet newer = tokens();
+  newer.access_token = g2m::Secret("AFTER-RENAME");
+  r = s.store.save("kitchen", binding(), newer);
+  CHECK_FALSE(r.ok);
+  CHECK(r.message.find("cannot sync the storage folder") != std::string::npos);
+  check_no_secret(r.message);
+  s.writer.fail = FailingWriter::Fail::nothing;
+  CHECK(s.store.load("kitchen", binding()).tokens->access_token.reveal() == "AFTER-RENAME");
+
+  s.writer.fail = FailingWriter::Fail::unlink;
+  r = s.store.remove("kitchen");
+  CHECK_FALSE(r.ok);
+  CHECK(r.message.find("Input/output error") != std::string::npos);
+  CHECK(fs::exists(s.store.file_for("kitchen")));
 }
 
 TEST_CASE("token store: a write that cannot create its temp file keeps the previous file") {
@@ -491,53 +570,126 @@ TEST_CASE("token store: account names outside [A-Za-z0-9_-]{1,64} are refused") 
   CHECK(s.store.exists("kitchen"));
 }
 
-namespace {
-// True when /proc/locks lists a process blocked waiting for a lock on this inode: the lines of
-// waiters carry "->".
-bool lock_waiter_listed(ino_t inode) {
-  std::ifstream in("/proc/locks");
-  const std::string suffix = ":" + std::to_string(inode) + " ";
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find("->") != std::string::npos && line.find(suffix) != std::string::npos) {
-      return true;
-    }
-  }
-  return false;
-}
-}  // namespace
-
-TEST_CASE("token store: save waits while another process holds the lock") {
-  TempDir tmp;
-  TokenStore store(tmp.path() / "tokens");
-  store.prepare();
-  if (!std::ifstream("/proc/locks")) {
-    MESSAGE("no /proc/locks to observe a blocked writer: skipped");
-    return;
-  }
+TEST_CASE("token store: a lock held by another process makes save and remove busy at once") {
+  Saved s;
   // flock() locks belong to an open file description, so this descriptor conflicts with the
   // store's own open of the same file exactly as `graph2mqtt login` would.
-  const int holder = ::open(store.lock_for("kitchen").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int holder =
+      ::open(s.store.lock_for("kitchen").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   REQUIRE(holder >= 0);
   REQUIRE(::flock(holder, LOCK_EX) == 0);
-  struct stat st {};
-  REQUIRE(::fstat(holder, &st) == 0);
 
-  TokenStore::WriteResult result{false, "not run"};
-  std::thread writer([&] { result = store.save("kitchen", binding(), tokens()); });
+  TokenSet newer = tokens();
+  newer.access_token = g2m::Secret("WHILE-LOCKED");
+  // Returns instead of waiting: were it to block, this test would hang here.
+  auto r = s.store.save("kitchen", binding(), newer);
+  CHECK_FALSE(r.ok);
+  CHECK(r.busy);
+  CHECK(r.message.find("held by another process") != std::string::npos);
+  CHECK(r.message.find(s.store.lock_for("kitchen").string()) != std::string::npos);
+  check_no_secret(r.message);
+  CHECK(read_bytes(s.store.file_for("kitchen")) == s.original);
+  CHECK_FALSE(temp_file_left(s.store.dir()));
 
-  // Polled, not slept: the deadline only bounds a broken kernel interface.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  bool waiting = false;
-  while (!(waiting = lock_waiter_listed(st.st_ino)) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::yield();
-  }
-  if (!waiting) MESSAGE("the blocked writer never showed in /proc/locks");
-  CHECK_FALSE(fs::exists(store.file_for("kitchen")));
+  r = s.store.remove("kitchen");
+  CHECK_FALSE(r.ok);
+  CHECK(r.busy);
+  CHECK(fs::exists(s.store.file_for("kitchen")));
 
+  // save_waiting (for `graph2mqtt login`) gives up after its wait, still busy.
+  r = s.store.save_waiting("kitchen", binding(), newer, std::chrono::milliseconds(0));
+  CHECK(r.busy);
+
+  // Once the other process lets go, the next try goes through.
+  ::close(holder);
+  r = s.store.save("kitchen", binding(), newer);
+  CHECK(r.ok);
+  CHECK_FALSE(r.busy);
+  CHECK(s.store.load("kitchen", binding()).tokens->access_token.reveal() == "WHILE-LOCKED");
+}
+
+TEST_CASE("token store: save_waiting writes once the lock is released") {
+  Saved s;
+  const int holder =
+      ::open(s.store.lock_for("kitchen").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  REQUIRE(holder >= 0);
+  REQUIRE(::flock(holder, LOCK_EX) == 0);
+  TokenStore::WriteResult result{false, "not run", false};
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    result = s.store.save_waiting("kitchen", binding(), tokens(), std::chrono::seconds(60));
+    done = true;
+  });
+  // The writer is retrying (not finished) while the lock is held...
+  CHECK_FALSE(done.load());
   ::close(holder);
   writer.join();
+  // ... and succeeds after it is released, well before its 60 s.
   CHECK(result.ok);
-  CHECK(store.load("kitchen", binding()).kind == Kind::ok);
+}
+
+TEST_CASE("token store: a symbolic link in place of the lock file is refused, not followed") {
+  Saved s;
+  const fs::path lock = s.store.lock_for("kitchen");
+  const fs::path elsewhere = s.tmp.path() / "elsewhere";
+  fs::remove(lock);
+  fs::create_symlink(elsewhere, lock);
+  const auto r = s.store.save("kitchen", binding(), tokens());
+  CHECK_FALSE(r.ok);
+  CHECK_FALSE(r.busy);
+  CHECK(r.message.find("symbolic link") != std::string::npos);
+  CHECK_FALSE(fs::exists(elsewhere));  // never created through the link
+  CHECK_FALSE(s.store.remove("kitchen").ok);
+}
+
+TEST_CASE("token store: a token file open to group or others is corrupt and never loaded") {
+  Saved s;
+  const fs::path file = s.store.file_for("kitchen");
+  for (const unsigned mode : {0640u, 0604u, 0620u, 0602u, 0644u, 0666u, 0610u}) {
+    CAPTURE(mode);
+    REQUIRE(::chmod(file.c_str(), mode) == 0);
+    const auto r = s.store.load("kitchen", binding());
+    CHECK(r.kind == Kind::corrupt);
+    CHECK_FALSE(r.tokens.has_value());
+    CHECK(r.message.find(file.string()) != std::string::npos);
+    CHECK(r.message.find("readable or writable by group or others") != std::string::npos);
+    CHECK(r.message.find("planted") != std::string::npos);
+    check_no_secret(r.message);
+  }
+  REQUIRE(::chmod(file.c_str(), 0600) == 0);
+  CHECK(s.store.load("kitchen", binding()).kind == Kind::ok);
+  REQUIRE(::chmod(file.c_str(), 0400) == 0);  // tighter than 0600 is fine
+  CHECK(s.store.load("kitchen", binding()).kind == Kind::ok);
+}
+
+TEST_CASE("token store: a token file or folder owned by another user is refused") {
+  if (!is_root()) {
+    MESSAGE("only root can give a file to another user: skipped");
+    return;
+  }
+  Saved s;
+  const fs::path file = s.store.file_for("kitchen");
+  REQUIRE(::chown(file.c_str(), 65534, 65534) == 0);
+  const auto r = s.store.load("kitchen", binding());
+  CHECK(r.kind == Kind::corrupt);
+  CHECK_FALSE(r.tokens.has_value());
+  CHECK(r.message.find("owned by uid 65534, not by the agent's user") != std::string::npos);
+  check_no_secret(r.message);
+
+  REQUIRE(::chown(s.store.dir().c_str(), 65534, 65534) == 0);
+  CHECK_THROWS_WITH_AS(s.store.prepare(),
+                       doctest::Contains("is owned by uid 65534, not by the agent's user"),
+                       std::runtime_error);
+}
+
+TEST_CASE("token store: a token file nested deeper than 256 levels is corrupt") {
+  Saved s;
+  const fs::path file = s.store.file_for("kitchen");
+  for (const std::string& content :
+       {std::string(200000, '['), "{\"version\": 1, \"x\": " + std::string(300, '[')}) {
+    write_bytes(file, content);
+    const auto r = s.store.load("kitchen", binding());
+    CHECK(r.kind == Kind::corrupt);
+    CHECK(r.message.find("nested deeper than 256 levels") != std::string::npos);
+  }
 }

@@ -251,7 +251,9 @@ async function main() {
   username: agent
   password_file: ${join(work, 'agent.secret')}
 identity:
-  authority: https://127.0.0.1:${ports.simHttps}
+  # The simulator's plain-HTTP port: its --verification-uri self page is http://, which the agent
+  # accepts only from a loopback http:// authority (CONTRACT §6 Untrusted input).
+  authority: http://127.0.0.1:${ports.simHttp}
   graph: https://127.0.0.1:${ports.simHttps}/v1.0
   ca: ${join(work, 'pki', 'ca.pem')}
 storage:

@@ -1,36 +1,35 @@
-#include "app/agent.h"
+#include "app/bridge.h"
 
 #include <random>
 
 #include "common/time_format.h"
 #include "common/version.h"
 #include "json/json.h"
+#include "mqtt/topics.h"
 
 namespace g2m {
 
 namespace {
-const char* const kActions[] = {"login",   "logout", "cancel", "complete",
-                                "refresh", "status", "graph"};
-
-bool known_action(const std::string& action) {
-  for (const char* a : kActions) {
-    if (action == a) return true;
-  }
-  return false;
-}
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 }  // namespace
 
-Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,
-             Logger& log)
+Bridge::Bridge(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt,
+               TokenStore& store, Logger& log)
     : config_(config),
       loop_(loop),
       http_(http),
       log_(log),
       session_(loop, mqtt, log),
-      endpoints_(config, loop, http, log),
+      endpoints_(config, http, log),
       derived_(config, session_),
       discovery_(config, loop, session_, mqtt, log),
       base_(config.mqtt.base_topic),
+      reply_policy_{config.mqtt.base_topic, config.homeassistant_prefix},
       token_file_timer_(loop) {
   // auth/qr and the plain sub-topics follow auth/code, auth/state and graph/R wherever set.
   session_.on_retained_set([this](const std::string& topic, const std::string& payload,
@@ -49,16 +48,16 @@ Agent::Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt
   }
 }
 
-Agent::~Agent() = default;
+Bridge::~Bridge() = default;
 
-Account* Agent::find_account(const std::string& name) {
+Account* Bridge::find_account(const std::string& name) {
   for (auto& a : accounts_) {
     if (a->name() == name) return a.get();
   }
   return nullptr;
 }
 
-std::optional<CommandResult> Agent::sign_in_cap_reached() const {
+std::optional<CommandResult> Bridge::sign_in_cap_reached() const {
   const auto cap = static_cast<std::size_t>(config_.identity.max_pending_sign_ins);
   std::size_t under_way = 0;
   std::optional<SteadyTime> first_expiry;
@@ -82,16 +81,16 @@ std::optional<CommandResult> Agent::sign_in_cap_reached() const {
       wait);
 }
 
-void Agent::start() {
-  session_.set_retained(base_ + "/bridge/state", R"({"state":"online"})");
-  session_.set_retained(base_ + "/bridge/info", json::object([&](json::Fields& f) {
+void Bridge::start() {
+  session_.set_retained(topics::bridge_state(base_), R"({"state":"online"})");
+  session_.set_retained(topics::bridge_info(base_), json::object([&](json::Fields& f) {
                           f.str("version", kVersion).str("base_topic", base_);
                           std::vector<std::string> names;
                           for (const auto& a : config_.accounts) names.push_back(a.name);
                           f.strings("accounts", names);
                           f.str("started_at", format_utc(loop_.clock().system()));
                         }));
-  std::vector<std::string> filters = {base_ + "/bridge/request/#"};
+  std::vector<std::string> filters = {topics::bridge_request_filter(base_)};
   for (auto& f : discovery_.filters()) filters.push_back(std::move(f));
   discovery_.start();
   for (auto& account : accounts_) account->start();
@@ -100,7 +99,7 @@ void Agent::start() {
   watch_token_files();
 }
 
-void Agent::diagnose_tls() {
+void Bridge::diagnose_tls() {
   // Paho only says "no answer" when a TLS connection fails; a handshake with libcurl against the
   // same host, CA and client certificate says why (unknown CA, name mismatch, no certificate).
   const auto& m = config_.mqtt;
@@ -125,7 +124,7 @@ void Agent::diagnose_tls() {
   });
 }
 
-void Agent::watch_token_files() {
+void Bridge::watch_token_files() {
   // `graph2mqtt login` may write a token file for an account that has none: notice it within 2 s.
   token_file_timer_.start_after(Seconds(1), [this] {
     for (auto& a : accounts_) {
@@ -135,17 +134,17 @@ void Agent::watch_token_files() {
   });
 }
 
-void Agent::stop() {
+void Bridge::stop() {
   token_file_timer_.cancel();
   for (auto& account : accounts_) account->shutdown();
-  session_.shutdown(base_ + "/bridge/state", Millis(1000));
+  session_.shutdown(topics::bridge_state(base_), Millis(1000));
 }
 
-void Agent::send_reply(const std::string& action, const std::optional<std::string>& response_topic,
-                       const std::optional<std::string>& correlation_data,
-                       const std::string& payload) {
+void Bridge::send_reply(const std::string& action, const std::optional<std::string>& response_topic,
+                        const std::optional<std::string>& correlation_data,
+                        const std::string& payload) {
   OutgoingMessage fixed;
-  fixed.topic = base_ + "/bridge/response/" + action;
+  fixed.topic = topics::bridge_response(base_, action);
   fixed.payload = payload;
   session_.send(fixed);
   if (response_topic) {
@@ -157,24 +156,23 @@ void Agent::send_reply(const std::string& action, const std::optional<std::strin
   }
 }
 
-void Agent::on_message(MqttMessage message) {
+void Bridge::on_message(MqttMessage message) {
   if (discovery_.on_message(message)) return;
-  const std::string prefix = base_ + "/bridge/request/";
-  if (message.topic.compare(0, prefix.size(), prefix) != 0) return;
+  const auto action = topics::request_action(base_, message.topic);
+  if (!action) return;
   if (message.retained) {
     // A retained request would run again at every reconnection.
     log_.warn("ignoring the retained request on ", message.topic,
               " (clear it with an empty retained message)");
     return;
   }
-  const std::string action = message.topic.substr(prefix.size());
-  auto parsed = parse_request(base_, message);
+  auto parsed = parse_request(reply_policy_, message);
   if (auto* error = std::get_if<RequestError>(&parsed)) {
-    log_.warn("request ", action, ": ", error->message);
+    log_.warn("request ", *action, ": ", error->message);
     // A refused response topic gets no reply of its own; other errors go there too.
     const bool topic_allowed =
-        message.response_topic && response_topic_allowed(base_, *message.response_topic);
-    send_reply(action, topic_allowed ? message.response_topic : std::nullopt,
+        message.response_topic && response_topic_allowed(reply_policy_, *message.response_topic);
+    send_reply(*action, topic_allowed ? message.response_topic : std::nullopt,
                message.correlation_data,
                error_reply(error->message, std::nullopt, error->transaction));
     return;
@@ -182,7 +180,7 @@ void Agent::on_message(MqttMessage message) {
   dispatch(std::move(std::get<Request>(parsed)));
 }
 
-void Agent::dispatch(Request request) {
+void Bridge::dispatch(Request request) {
   const std::string action = request.action;
   const auto transaction = request.transaction;
   const auto response_topic = request.response_topic;
@@ -192,15 +190,14 @@ void Agent::dispatch(Request request) {
                                           : error_reply(result.error, result.retry_in, transaction);
     send_reply(action, response_topic, correlation, payload);
   };
-  if (!known_action(action)) {
-    reply(
-        CommandResult::failure("unknown action `" + action +
-                               "`; the actions are login, logout, cancel, refresh, status, graph"));
+  auto parsed = parse_command(request);
+  if (auto* error = std::get_if<CommandError>(&parsed); error && error->unknown_action) {
+    reply(CommandResult::failure(error->message));
     return;
   }
-  const auto& body = request.body;
 
-  if (action == "status" && !request.account) {
+  if (std::holds_alternative<Command>(parsed) &&
+      std::holds_alternative<StatusCommand>(std::get<Command>(parsed)) && !request.account) {
     std::string data = "{\"accounts\":{";
     bool first = true;
     for (auto& a : accounts_) {
@@ -229,67 +226,34 @@ void Agent::dispatch(Request request) {
     reply(CommandResult::failure("`account` is required when several accounts are configured"));
     return;
   }
-
-  if (action == "status") {
-    reply(CommandResult::success(account->state_json()));
-  } else if (action == "login") {
-    bool force = false;
-    const auto it = body.FindMember("force");
-    if (it != body.MemberEnd()) {
-      if (!it->value.IsBool()) {
-        reply(CommandResult::failure("`force` must be true or false"));
-        return;
-      }
-      force = it->value.GetBool();
-    }
-    std::optional<SignInMethod> method;
-    if (const auto m = body.FindMember("method"); m != body.MemberEnd()) {
-      if (m->value.IsString()) {
-        method = parse_sign_in_method(
-            std::string_view(m->value.GetString(), m->value.GetStringLength()));
-      }
-      if (!method) {
-        reply(CommandResult::failure("`method` must be device_code or browser"));
-        return;
-      }
-    }
-    if (account->login_would_start(force)) {
-      if (auto refused = sign_in_cap_reached()) {
-        reply(*refused);
-        return;
-      }
-    }
-    account->login(force, method, reply);
-  } else if (action == "logout") {
-    account->logout(reply);
-  } else if (action == "cancel") {
-    account->cancel(reply);
-  } else if (action == "complete") {
-    const auto it = body.FindMember("url");
-    if (it == body.MemberEnd() || !it->value.IsString()) {
-      reply(CommandResult::failure("`url` is required and must be a string"));
-      return;
-    }
-    account->complete(std::string(it->value.GetString(), it->value.GetStringLength()), reply);
-  } else if (action == "refresh") {
-    std::optional<std::string> resource;
-    const auto it = body.FindMember("resource");
-    if (it != body.MemberEnd()) {
-      if (!it->value.IsString()) {
-        reply(CommandResult::failure("`resource` must be a string"));
-        return;
-      }
-      resource = std::string(it->value.GetString(), it->value.GetStringLength());
-    }
-    account->refresh(resource, reply);
-  } else if (action == "graph") {
-    const auto it = body.FindMember("path");
-    if (it == body.MemberEnd() || !it->value.IsString()) {
-      reply(CommandResult::failure("`path` is required and must be a string"));
-      return;
-    }
-    account->graph_get(std::string(it->value.GetString(), it->value.GetStringLength()), reply);
+  // A field of the wrong type is reported once the account is known (an unknown account is
+  // the first thing to fix).
+  if (auto* error = std::get_if<CommandError>(&parsed)) {
+    reply(CommandResult::failure(error->message));
+    return;
   }
+  run(*account, std::move(std::get<Command>(parsed)), reply);
+}
+
+void Bridge::run(Account& account, Command command, const Reply& reply) {
+  std::visit(Overloaded{
+                 [&](const StatusCommand&) { reply(CommandResult::success(account.state_json())); },
+                 [&](const LoginCommand& c) {
+                   if (account.login_would_start(c.force)) {
+                     if (auto refused = sign_in_cap_reached()) {
+                       reply(*refused);
+                       return;
+                     }
+                   }
+                   account.login(c.force, c.method, reply);
+                 },
+                 [&](const LogoutCommand&) { account.logout(reply); },
+                 [&](const CancelCommand&) { account.cancel(reply); },
+                 [&](const CompleteCommand& c) { account.complete(c.url, reply); },
+                 [&](const RefreshCommand& c) { account.refresh(c.resource, reply); },
+                 [&](const GraphCommand& c) { account.graph_get(c.path, reply); },
+             },
+             command);
 }
 
 }  // namespace g2m

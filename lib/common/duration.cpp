@@ -1,7 +1,7 @@
+#include "common/duration.h"
+
 #include <cstdint>
 #include <limits>
-
-#include "config/config.h"
 
 namespace g2m {
 

@@ -19,13 +19,13 @@
 
 namespace g2m {
 
-// The running agent: the broker session, the accounts, and the bridge request router. Everything
-// here runs on the loop thread.
-class Agent {
+// The running agent's bridge: the broker session, the accounts, and the router of bridge
+// requests to them (typed commands, CONTRACT §2). Everything here runs on the loop thread.
+class Bridge {
  public:
-  Agent(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,
-        Logger& log);
-  ~Agent();
+  Bridge(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt, TokenStore& store,
+         Logger& log);
+  ~Bridge();
 
   // Publishes bridge state and info, starts every account, connects to the broker.
   void start();
@@ -38,6 +38,7 @@ class Agent {
  private:
   void on_message(MqttMessage message);
   void dispatch(Request request);
+  void run(Account& account, Command command, const Reply& reply);
   void send_reply(const std::string& action, const std::optional<std::string>& response_topic,
                   const std::optional<std::string>& correlation_data, const std::string& payload);
   // An error reply when identity.max_pending_sign_ins accounts are already signing in.
@@ -55,6 +56,7 @@ class Agent {
   DiscoverySync discovery_;
   std::vector<std::unique_ptr<Account>> accounts_;
   std::string base_;
+  ReplyPolicy reply_policy_;
   Timer token_file_timer_;
 };
 

@@ -1,0 +1,195 @@
+// The token lifecycle on a fake clock: adopt, persist, the refresh schedule, one refresh in
+// flight with waiters, transient failures, a refused refresh token, forget, the file watch.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "fake_clock.h"
+#include "identity/identity_requests.h"
+#include "identity/token_keeper.h"
+#include "recording_http.h"
+#include "temp_dir.h"
+
+using namespace g2m;
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* const kClientId = "3f2c1a9e-5b7d-4c8e-9a1f-2d3e4f5a6b7c";
+
+std::string param(const std::string& body, const std::string& name) {
+  for (const auto& [k, v] : form_decode(body)) {
+    if (k == name) return v;
+  }
+  return "<absent>";
+}
+
+struct Events final : TokenEvents {
+  std::vector<std::string> seen;
+  void tokens_refreshed(const TokenSet&) override { seen.push_back("refreshed"); }
+  void token_trouble(const AuthFailure& f, Millis) override {
+    seen.push_back("trouble:" + f.error);
+  }
+  void refresh_refused(const AuthFailure& f) override { seen.push_back("refused:" + f.error); }
+};
+
+struct Rig {
+  Rig()
+      : config(parse_config(std::string("mqtt:\n  server: mqtt://localhost\nidentity:\n"
+                                        "  authority: http://127.0.0.1:9\naccounts:\n  kitchen:\n"
+                                        "    client_id: ") +
+                                kClientId + "\n",
+                            "config.yaml")),
+        store(dir.path() / "tokens"),
+        loop(clock, poller),
+        resolver(config, http, log),
+        keeper(TokenKeeperContext{config, config.accounts[0], loop, http, store, resolver, log, 7},
+               events) {
+    store.prepare();
+  }
+
+  TokenSet tokens(std::chrono::seconds lifetime = 1h, const std::string& refresh = "RT-1") {
+    TokenSet t;
+    t.access_token = Secret("AT-1");
+    t.refresh_token = Secret(refresh);
+    t.obtained_at = clock.system();
+    t.expires_at = clock.system() + lifetime;
+    t.scopes = {"User.Read"};
+    return t;
+  }
+  // Runs timers until a request is pending or `up_to` has passed.
+  void run_until_request(Millis up_to) {
+    const auto until = clock.steady() + up_to;
+    while (clock.steady() < until && !http.has_pending() && loop.timer_count() > 0) {
+      loop.run_once(std::chrono::duration_cast<Millis>(until - clock.steady()));
+    }
+  }
+  std::string stored_refresh_token() {
+    auto loaded = store.load("kitchen", token_binding(config, config.accounts[0]));
+    return loaded.tokens ? loaded.tokens->refresh_token.reveal() : "<none>";
+  }
+  static std::string answer(const std::string& refresh) {
+    return R"({"token_type":"Bearer","access_token":"AT-2","refresh_token":")" + refresh +
+           R"(","expires_in":3600,"scope":"User.Read"})";
+  }
+
+  test::TempDir dir{"g2m-keeper"};
+  test::FakeClock clock;
+  test::FakePoller poller{clock};
+  test::RecordingHttp http;
+  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
+  Config config;
+  TokenStore store;
+  EventLoop loop;
+  EndpointResolver resolver;
+  Events events;
+  TokenKeeper keeper;
+};
+
+}  // namespace
+
+TEST_CASE("token keeper: new tokens are stored before use and refreshed before they expire") {
+  Rig rig;
+  CHECK(rig.keeper.adopt(rig.tokens(), /*store=*/true));
+  CHECK(rig.stored_refresh_token() == "RT-1");
+  CHECK_FALSE(rig.http.has_pending());
+  const auto start = rig.clock.steady();
+  rig.run_until_request(2h);
+  REQUIRE(rig.http.has_pending());
+  // 5 minutes before expiry, minus the spread.
+  CHECK(rig.clock.steady() - start <= 55min);
+  CHECK(rig.clock.steady() - start >= 45min);
+  CHECK(param(rig.http.oldest().body, "grant_type") == "refresh_token");
+  CHECK(param(rig.http.oldest().body, "refresh_token") == "RT-1");
+  CHECK(rig.http.oldest().priority == HttpPriority::urgent);
+  rig.http.answer(200, Rig::answer("RT-2"));
+  CHECK(rig.events.seen == std::vector<std::string>{"refreshed"});
+  // Microsoft rotates refresh tokens: the new one is on disk.
+  CHECK(rig.stored_refresh_token() == "RT-2");
+  CHECK(rig.keeper.tokens()->access_token.reveal() == "AT-2");
+}
+
+TEST_CASE("token keeper: one refresh at a time and a second request joins it") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(), true);
+  std::vector<bool> outcomes;
+  rig.keeper.refresh([&](bool ok) { outcomes.push_back(ok); });
+  rig.keeper.refresh([&](bool ok) { outcomes.push_back(ok); });
+  CHECK(rig.keeper.refresh_under_way());
+  CHECK(rig.http.pending_count() == 1);
+  rig.http.answer(200, Rig::answer("RT-2"));
+  CHECK(outcomes == std::vector<bool>{true, true});
+  CHECK(rig.http.all().size() == 1);
+}
+
+TEST_CASE("token keeper: a transient failure keeps the tokens and retries with backoff") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(), true);
+  bool outcome = true;
+  rig.keeper.refresh([&](bool ok) { outcome = ok; });
+  rig.http.answer(503, "busy");
+  CHECK_FALSE(outcome);
+  CHECK(rig.events.seen == std::vector<std::string>{"trouble:http_503"});
+  REQUIRE(rig.keeper.tokens());
+  REQUIRE(rig.keeper.retry_in());
+  CHECK(*rig.keeper.retry_in() >= 4s);
+  CHECK(rig.stored_refresh_token() == "RT-1");
+  rig.run_until_request(10min);
+  REQUIRE(rig.http.has_pending());
+  CHECK(param(rig.http.oldest().body, "refresh_token") == "RT-1");
+}
+
+TEST_CASE("token keeper: a refused refresh token is reported and forget drops memory and disk") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(), true);
+  bool outcome = true;
+  rig.keeper.refresh([&](bool ok) { outcome = ok; });
+  rig.http.answer(400, R"({"error":"invalid_grant","error_description":"AADSTS70008: expired"})");
+  CHECK(rig.events.seen == std::vector<std::string>{"refused:invalid_grant"});
+  CHECK_FALSE(outcome);
+  const auto epoch = rig.keeper.epoch();
+  CHECK(rig.keeper.forget().ok);
+  CHECK(rig.keeper.tokens() == nullptr);
+  CHECK(rig.keeper.epoch() != epoch);
+  CHECK_FALSE(rig.store.exists("kitchen"));
+  rig.run_until_request(3h);
+  CHECK_FALSE(rig.http.has_pending());  // nothing scheduled any more
+}
+
+TEST_CASE("token keeper: an expired access token at adoption is refreshed at once") {
+  Rig rig;
+  CHECK_FALSE(rig.keeper.adopt(rig.tokens(-1min), false));
+  CHECK(rig.http.has_pending());
+  CHECK(rig.keeper.refresh_under_way());
+}
+
+TEST_CASE("token keeper: a forget while a refresh is under way tells its waiters") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(), true);
+  std::optional<bool> outcome;
+  bool had_tokens = true;
+  rig.keeper.refresh([&](bool ok) {
+    outcome = ok;
+    had_tokens = rig.keeper.tokens() != nullptr;
+  });
+  rig.keeper.forget();
+  REQUIRE(outcome);
+  CHECK_FALSE(*outcome);
+  CHECK_FALSE(had_tokens);  // the waiter sees the account already signed out
+  CHECK(rig.http.cancelled() == 1);
+}
+
+TEST_CASE("token keeper: a token file another process wrote is picked up once") {
+  Rig rig;
+  rig.keeper.load();
+  CHECK_FALSE(rig.keeper.new_token_file());
+  TokenStore other(rig.dir.path() / "tokens");
+  REQUIRE(
+      other.save("kitchen", token_binding(rig.config, rig.config.accounts[0]), rig.tokens()).ok);
+  auto picked = rig.keeper.new_token_file();
+  REQUIRE(picked);
+  CHECK(picked->refresh_token.reveal() == "RT-1");
+  CHECK_FALSE(rig.keeper.new_token_file());
+}
