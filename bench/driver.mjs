@@ -29,8 +29,8 @@ const simHttp = Number(args['sim-http']);
 const steadySeconds = Number(args.steady || 0);
 // Generous: on a stock broker the agent may deliver only a few dozen messages a second, and the
 // bench must show that, not cut it short.
-const startupTimeout = Number(args['startup-timeout'] || 120 + n * 0.5);
-const timeoutSeconds = Number(args.timeout || Math.max(120, approveAfter + 60 + n * 1.0));
+const startupTimeout = Number(args['startup-timeout'] || 120 + n * 0.2);
+const timeoutSeconds = Number(args.timeout || Math.max(60, approveAfter + 30 + n * 0.1));
 const names = Array.from({ length: n }, (_, i) => `a${String(i + 1).padStart(4, '0')}`);
 
 const log = (...m) => process.stderr.write(`bench: ${m.join(' ')}\n`);
@@ -53,12 +53,34 @@ const client = mqtt.connect(`mqtt://127.0.0.1:${args['mqtt-port']}`, {
 });
 client.on('error', (e) => { log('MQTT error:', e.message); process.exit(1); });
 
+// Start-up is timed on a connection of its own that subscribes to auth/state only: a stock
+// Mosquitto queues at most 1,000 messages for a client (max_queued_messages) and drops the rest,
+// and the agent's start-up burst is several messages per account, so the `#` subscriber below may
+// lose some of it (counted as lost); N retained auth/state fit in the queue.
+const stateClient = mqtt.connect(`mqtt://127.0.0.1:${args['mqtt-port']}`, {
+  protocolVersion: 5, clientId: `g2m-bench-state-${process.pid}`, clean: true, reconnectPeriod: 0,
+});
+stateClient.on('error', (e) => { log('MQTT error:', e.message); process.exit(1); });
+stateClient.on('message', (topic, payload, packet) => {
+  const now = Date.now();
+  const a = acct.get(topic.slice(base.length + 1).split('/')[0]);
+  // Retain As Published: the retain flag says the broker stored this state.
+  if (a && payload.length && packet.retain && a.retainedState === null) {
+    a.retainedState = now;
+    statesRetained += 1;
+    if (statesRetained === n && onStartup) onStartup();
+  }
+});
+const startupTopics = new Set(); // "account/suffix" and bridge topics the `#` subscriber saw at start-up
+let inStartup = true;
+
 client.on('message', (topic, payload, packet) => {
   const now = Date.now();
   received.push(now);
   lastMessage = now;
   const text = payload.toString();
   const rest = topic.slice(base.length + 1);
+  if (inStartup) startupTopics.add(rest);
   if (rest === 'bridge/state') {
     if (text && JSON.parse(text).state === 'online') {
       bridgeOnline = true;
@@ -82,12 +104,6 @@ client.on('message', (topic, payload, packet) => {
       a.userCode = JSON.parse(text).user_code;
     }
   } else if (what === 'auth/state') {
-    // Retain As Published: the retain flag says the broker stored this state.
-    if (a.retainedState === null && packet.retain) {
-      a.retainedState = now;
-      statesRetained += 1;
-      if (statesRetained === n && onStartup) onStartup();
-    }
     if (a.signedIn === null && a.login !== null && JSON.parse(text).state === 'signed_in') a.signedIn = now;
   } else if (what === 'graph/presence') {
     if (a.graph === null && a.login !== null) {
@@ -105,6 +121,8 @@ await new Promise((resolve) => client.on('connect', resolve));
 // One subscription to everything under the base topic (overlapping subscriptions would bring
 // duplicates), Retain As Published, and none of the bench's own requests back (No Local).
 await client.subscribeAsync({ [`${base}/#`]: { qos: 1, rap: true, nl: true } });
+if (!stateClient.connected) await new Promise((resolve) => stateClient.on('connect', resolve));
+await stateClient.subscribeAsync({ [`${base}/+/auth/state`]: { qos: 1, rap: true } });
 
 // --- start-up: agent spawned -> every account's retained auth/state on the broker -------------------
 
@@ -137,6 +155,19 @@ const quietDeadline = Date.now() + startupTimeout * 1000;
 while (Date.now() - lastMessage < 500 && Date.now() < quietDeadline) await sleep(100);
 const startupMessages = received.length;
 const startupLastMessage = lastMessage;
+inStartup = false;
+// What the `#` subscriber should have seen at start-up: every per-account topic it saw for any
+// account, for every account, and the bridge topics.
+const suffixes = new Set();
+let bridgeTopics = 0;
+for (const t of startupTopics) {
+  const slash = t.indexOf('/');
+  if (acct.has(t.slice(0, slash))) suffixes.add(t.slice(slash + 1));
+  else bridgeTopics += 1;
+}
+const startupExpected = n * suffixes.size + bridgeTopics;
+const startupMissing = Math.max(0, startupExpected - startupTopics.size);
+if (startupMissing) log(`start-up: the # subscriber missed ${startupMissing} of ${startupExpected} retained topics`);
 
 const simPid = args['sim-pid'] ? Number(args['sim-pid']) : null;
 const brokerPid = args['broker-pid'] ? Number(args['broker-pid']) : null;
@@ -178,7 +209,7 @@ const loginToGraph = [];
 const failures = {};
 // Messages the agent should have published and the bench did not receive (QoS 1 all the way).
 const missing = {
-  startup_auth_state: 0, login_reply: 0, auth_code: 0, auth_state_signed_in: 0, graph_presence: 0,
+  startup_auth_state: 0, startup_retained_topics: startupMissing, login_reply: 0, auth_code: 0, auth_state_signed_in: 0, graph_presence: 0,
   events_code_issued: 0, events_signed_in: 0,
 };
 for (const [name, a] of acct) {
@@ -210,6 +241,7 @@ const result = {
   completed: n - remaining,
   startup_ms: startupMs,
   startup_states_retained: statesRetained,
+  startup_retained_topics_expected: startupExpected,
   wall_s: (tEnd - t0) / 1000,
   cpu_s: Math.round(cpuAfter.total * 100) / 100,
   cpu_user_s: cpuAfter.user, cpu_sys_s: cpuAfter.sys,
@@ -277,4 +309,5 @@ writeFileSync(args.out, `${JSON.stringify(result)}\n`);
 agent.kill('SIGTERM');
 await Promise.race([new Promise((resolve) => { if (agentExited !== null) resolve(); else agent.on('exit', resolve); }), sleep(5000)]);
 await client.endAsync();
+await stateClient.endAsync();
 process.exit(finished ? 0 : 1);

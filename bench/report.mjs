@@ -89,7 +89,7 @@ const rows = [
   ['simulator CPU during the run (same 2 cores)', (x) => secs(x.simulator_cpu_s)],
   ['nghttpx / delay relay CPU', (x) => `${secs(x.front_cpu_s)} / ${secs(x.delay_cpu_s)}`],
   ['Mosquitto CPU during the sign-ins', (x) => secs(x.broker_cpu_s)],
-  ['MQTT messages not received (of 7 per account)', (x) => (x.mqtt_messages_missing ? fmt(lost(x)) : '-')],
+  ['MQTT messages not received (start-up + 7 per account)', (x) => (x.mqtt_messages_missing ? fmt(lost(x)) : '-')],
   ['load average (1 min) at the start', (x) => fmt(x.machine?.loadavg_1m, 2)],
 ];
 const cols = peer ? [agent, peer] : [agent];
