@@ -84,10 +84,12 @@ export function summary(values) {
   };
 }
 
-// The figures that come from the simulator, for the codes this run issued.
-export function simulatorFigures(counters, codes, bench) {
+// The figures that come from the simulator, for the codes this run issued. With an HTTP/2 front
+// (nghttpx), the client's connections and TLS handshakes are the front's (its access log), and the
+// simulator's own are the front's connections to it.
+export function simulatorFigures(counters, codes, bench, front = null) {
   const polls = codes.map((c) => c.polls);
-  return {
+  const out = {
     http_requests: {
       devicecode: counters.requests.devicecode,
       token: counters.requests.token,
@@ -103,6 +105,68 @@ export function simulatorFigures(counters, codes, bench) {
     tcp_connections: counters.tcp_connections - bench.controlConnections,
     tls_handshakes: counters.tls_handshakes,
     unauthorized_graph: counters.unauthorized_graph,
+  };
+  if (front) {
+    out.front = front;
+    out.simulator_connections_from_front = out.tcp_connections;
+    out.tcp_connections = front.connections;
+    out.tls_handshakes = front.connections;
+  }
+  return out;
+}
+
+// Poll lateness: each device-code poll's arrival at the simulator minus the earliest moment the
+// interval allowed it (the simulator's poll_lateness_ms, negative for an early poll).
+export function pollLateness(codes) {
+  const all = codes.flatMap((c) => c.poll_lateness_ms || []);
+  const s = summary(all);
+  // The first poll is measured from the device-code answer, later ones from the previous poll.
+  const first = summary(codes.filter((c) => c.poll_lateness_ms?.length).map((c) => c.poll_lateness_ms[0]));
+  const later = summary(codes.flatMap((c) => (c.poll_lateness_ms || []).slice(1)));
+  return { ...s, min: all.length ? Math.min(...all) : null, first_poll: first, later_polls: later };
+}
+
+// nghttpx's access log, one line per request: "$remote_port $alpn $tls_session_reused $status".
+// Each TLS connection is one client port and one handshake (full or resumed).
+export function frontFigures(file) {
+  let text = '';
+  try { text = readFileSync(file, 'utf8'); } catch { return null; }
+  const ports = new Map();
+  const byAlpn = {};
+  let requests = 0;
+  for (const line of text.split('\n')) {
+    const [port, alpn, reused] = line.trim().split(' ');
+    if (!port) continue;
+    requests += 1;
+    byAlpn[alpn] = (byAlpn[alpn] || 0) + 1;
+    if (!ports.has(port)) ports.set(port, reused === 'r');
+  }
+  return {
+    requests, requests_by_alpn: byAlpn, connections: ports.size,
+    resumed_handshakes: [...ports.values()].filter(Boolean).length,
+  };
+}
+
+// MQTT messages a second, as the bench's subscriber received them. Sustained: start-up, when the
+// agent has N accounts' retained values to publish at once (agent spawned -> last message of
+// start-up). Peak: the busiest 1 s window of the whole run.
+export function rateFigures(times, { spawnedAt, startupEnd, startupMessages, signInFrom, t0 }) {
+  const first = times.length ? times[0] : null;
+  const startupSpan = first !== null ? (startupEnd - spawnedAt) / 1000 : null;
+  let peak = 0;
+  for (let i = 0, j = 0; i < times.length; i += 1) {
+    while (times[i] - times[j] >= 1000) j += 1;
+    peak = Math.max(peak, i - j + 1);
+  }
+  const signIn = times.slice(signInFrom);
+  const signInSpan = signIn.length ? (signIn[signIn.length - 1] - t0) / 1000 : null;
+  return {
+    startup_messages: startupMessages,
+    first_message_after_spawn_ms: first !== null ? first - spawnedAt : null,
+    startup_messages_per_s: startupSpan > 0 ? Math.round(startupMessages / startupSpan) : null,
+    sign_in_messages: signIn.length,
+    sign_in_messages_per_s: signInSpan > 0 ? Math.round(signIn.length / signInSpan) : null,
+    peak_messages_in_1s: peak,
   };
 }
 

@@ -5,6 +5,11 @@
 //
 //   NODE_EXTRA_CA_CERTS=ca.pem node bench/peer/peer.mjs --https-port P --sim-http P --n N
 //       --interval I --approve-after A --out FILE [--as-is] [--connections K] [--timeout SECONDS]
+//       [--rtt MS] [--http 1.1|2] [--front-log FILE]
+//
+// --https-port is whatever the bench put in front of the simulator (the delay relay, nghttpx):
+// msal-node connects there as it would to login.microsoftonline.com. --rtt and --http are only
+// recorded; --front-log is nghttpx's access log, for the client's connections and protocols.
 //
 // By default Node's fetch, which msal-node uses, opens one connection per concurrent request.
 // --connections K makes the app cap it at K per origin (undici's Agent as Node's global
@@ -27,7 +32,8 @@ import dns from 'node:dns';
 import net from 'node:net';
 import { writeFileSync } from 'node:fs';
 import {
-  controlConnections, cpuSeconds, machine, memoryKiB, parseArgs, simRequest, simulatorFigures, sleep, summary,
+  controlConnections, cpuSeconds, frontFigures, machine, memoryKiB, parseArgs, pollLateness, simRequest,
+  simulatorFigures, sleep, summary,
 } from '../lib.mjs';
 
 // --- loopback guard (installed before msal-node is loaded) ----------------------------------------
@@ -85,7 +91,9 @@ const approveAfter = Number(args['approve-after']);
 const port = Number(args['https-port']);
 const simHttp = Number(args['sim-http']);
 const asIs = Boolean(args['as-is']);
-const timeoutSeconds = Number(args.timeout || Math.max(60, approveAfter + 30 + n / 20));
+const timeoutSeconds = Number(args.timeout || Math.max(120, approveAfter + 60 + n * 1.0));
+const rtt = Number(args.rtt || 0);
+const httpVersion = String(args.http || '1.1');
 const base = `https://127.0.0.1:${port}`;
 const log = (...m) => process.stderr.write(`peer: ${m.join(' ')}\n`);
 
@@ -238,7 +246,8 @@ else notes.push(`no connection or DNS lookup outside loopback (${clientSockets} 
 
 const result = {
   client: `msal-node ${msalVersion}`,
-  n, approve_after_s: approveAfter, interval_s: interval, as_is: asIs, connections_cap: connections,
+  n, approve_after_s: approveAfter, interval_s: interval, rtt_ms: rtt, http: httpVersion, as_is: asIs,
+  connections_cap: connections,
   completed: done.length,
   wall_s: (tEnd - t0) / 1000,
   cpu_s: Math.round(cpuAfter.total * 100) / 100,
@@ -246,7 +255,9 @@ const result = {
   cpu_startup_s: cpuBefore.total,
   cpu_sign_in_s: Math.round((cpuAfter.total - cpuBefore.total) * 100) / 100,
   peak_rss_kib: mem.hwm, rss_kib: mem.rss, rss_anon_kib: mem.anon, rss_file_kib: mem.file, threads: mem.threads,
-  ...simulatorFigures(counters, codes, { controlConnections: connectionsBeforeCodes }),
+  ...simulatorFigures(counters, codes, { controlConnections: connectionsBeforeCodes },
+    args['front-log'] ? frontFigures(args['front-log']) : null),
+  poll_lateness_ms: pollLateness(codes),
   login_to_code_ms: summary(flows.filter((f) => f.code !== null).map((f) => f.code - f.start)),
   approval_to_signed_in_ms: summary(approvalToToken),
   nominal_approval_to_signed_in_ms: summary(nominal),

@@ -362,3 +362,32 @@ TEST_CASE(
   CHECK(counters.policy_refusals == 4);
   CHECK(counters.interval_violations == 0);
 }
+
+TEST_CASE("simulator: /_sim/codes lists each poll's lateness, negative for an early poll" *
+          doctest::skip(!simulator_available())) {
+  TempDir tmp;
+  const Pki pki = make_pki(tmp / "pki");
+  Simulator sim(pki, {"--interval", "1"});
+  const auto issued = sim.https_post_form("/common/oauth2/v2.0/devicecode",
+                                          "client_id=" + encode(kClient) + "&scope=User.Read");
+  REQUIRE_MESSAGE(issued.status == 200, issued.body);
+  const auto poll = [&] {
+    return sim.https_post_form(
+        "/common/oauth2/v2.0/token",
+        "grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id=" + encode(kClient) +
+            "&device_code=" + json_str(parse_json(issued.body), "device_code"));
+  };
+  // At once: due 1 s after the answer. Again at once: due 6 s after the first poll (slow_down +5
+  // s).
+  check_entra_error(poll(), "slow_down", 70016);
+  check_entra_error(poll(), "slow_down", 70016);
+  const auto codes = parse_json(sim.get("/_sim/codes").body);
+  const auto& lateness = codes["codes"][0]["poll_lateness_ms"];
+  REQUIRE(lateness.IsArray());
+  REQUIRE(lateness.Size() == 2);
+  CHECK(lateness[0].GetDouble() < 0);
+  CHECK(lateness[0].GetDouble() > -1000);
+  CHECK(lateness[1].GetDouble() < -1000);
+  CHECK(lateness[1].GetDouble() > -6000);
+  CHECK(sim.counters().interval_violations == 2);
+}

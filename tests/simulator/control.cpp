@@ -1,6 +1,8 @@
 // The /_sim/ control API used by tests and the demo: JSON in, JSON out.
 #include <rapidjson/document.h>
 
+#include <cmath>
+
 #include "simulator.h"
 #include "util.h"
 
@@ -550,7 +552,10 @@ std::string Simulator::codes_json_locked(Clock::time_point now) {
     } else {
       json.null();
     }
-    json.field_num("polls", code.polls).field_num("interval", code.interval).end_object();
+    json.field_num("polls", code.polls).field_num("interval", code.interval);
+    json.key("poll_lateness_ms").begin_array();
+    for (const double ms : code.poll_lateness_ms) json.real(std::round(ms * 10) / 10);
+    json.end_array().end_object();
   }
   return json.end_array().end_object().text();
 }

@@ -196,8 +196,9 @@ bool Simulator::note_poll_locked(DeviceCode& code, Clock::time_point now) {
   ++code.polls;
   ++counters_.polls[code.user_code];
   // RFC 8628 §3.5: at least `interval` seconds between polls, the first counted from the answer.
-  const bool early =
-      now - code.poll_reference < std::chrono::seconds(code.interval) - kIntervalGrace;
+  const auto due = code.poll_reference + std::chrono::seconds(code.interval);
+  code.poll_lateness_ms.push_back(std::chrono::duration<double, std::milli>(now - due).count());
+  const bool early = now < due - kIntervalGrace;
   code.poll_reference = now;
   if (early) ++counters_.interval_violations;
   return early;

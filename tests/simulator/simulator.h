@@ -72,6 +72,9 @@ struct DeviceCode {
   std::optional<double> auto_approve_after;
   int interval = 5;
   int polls = 0;
+  // Each poll's arrival minus the earliest moment the interval allowed it (poll_reference +
+  // interval), in ms: negative for an early poll. For the bench's poll lateness.
+  std::vector<double> poll_lateness_ms;
   CodeState state = CodeState::pending;
   bool decline_reported = false;
   User user;
