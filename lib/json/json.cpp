@@ -47,6 +47,60 @@ namespace {
 // scan could not overflow the stack while parsing.
 constexpr unsigned kFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
 
+// Whether the last bytes of `text` start a UTF-8 sequence that the text ends before. rapidjson's
+// encoding check takes a lead byte's continuation bytes without looking for the end: in place,
+// such a text makes it read up to three bytes past the terminating NUL (found by fuzz_token_file).
+bool ends_inside_utf8_sequence(const char* text, std::size_t size) {
+  for (std::size_t back = 1; back <= 3 && back <= size; ++back) {
+    const auto byte = static_cast<unsigned char>(text[size - back]);
+    if (byte < 0xC0) continue;  // ASCII or a continuation byte
+    const std::size_t needs = byte >= 0xF0 ? 3 : byte >= 0xE0 ? 2 : 1;
+    if (needs >= back) return true;
+  }
+  return false;
+}
+
+// Whether a string in `text` holds a \uDC00..\uDFFF escape that does not follow a high
+// surrogate's escape. rapidjson refuses a lone high surrogate but turns a lone low one into
+// bytes that are not UTF-8: a value read that way could not be written and read back (a token
+// file would load once, then never again; found by fuzz_token_file).
+bool has_lone_low_surrogate(std::string_view text) {
+  auto hex4 = [&text](std::size_t at) -> int {
+    if (at + 4 > text.size()) return -1;
+    int value = 0;
+    for (std::size_t i = at; i < at + 4; ++i) {
+      const char c = text[i];
+      const int digit = c >= '0' && c <= '9'   ? c - '0'
+                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                               : -1;
+      if (digit < 0) return -1;
+      value = value * 16 + digit;
+    }
+    return value;
+  };
+  bool in_string = false;
+  std::size_t after_high = std::string_view::npos;  // where an escaped high surrogate ended
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (!in_string) {
+      in_string = c == '"';
+      continue;
+    }
+    if (c == '"') {
+      in_string = false;
+    } else if (c == '\\' && i + 1 < text.size()) {
+      if (text[i + 1] == 'u') {
+        const int unit = hex4(i + 2);
+        if (unit >= 0xDC00 && unit <= 0xDFFF && after_high != i) return true;
+        after_high = unit >= 0xD800 && unit <= 0xDBFF ? i + 6 : std::string_view::npos;
+      }
+      ++i;  // the escaped character cannot end the string
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<rapidjson::Document> parse(std::string_view text, ParseError* error) {
@@ -66,6 +120,7 @@ std::optional<rapidjson::Document> parse(std::string_view text, ParseError* erro
     plain.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
     return fail(plain.HasParseError() ? ParseError::syntax : ParseError::encoding);
   }
+  if (has_lone_low_surrogate(text)) return fail(ParseError::encoding);
   if (error) *error = ParseError::none;
   return doc;
 }
@@ -75,6 +130,13 @@ ParseError parse_insitu(rapidjson::Document& doc, char* text, std::size_t size,
   if (!within_depth(std::string_view(text, size))) {
     if (message) *message = describe(ParseError::too_deep);
     return ParseError::too_deep;
+  }
+  if (ends_inside_utf8_sequence(text, size) ||
+      has_lone_low_surrogate(std::string_view(text, size))) {
+    if (message)
+      *message = std::string(describe(ParseError::encoding)) +
+                 " (a character is cut short or is half of a pair)";
+    return ParseError::encoding;
   }
   doc.ParseInsitu<kFlags>(text);
   if (!doc.HasParseError()) return ParseError::none;

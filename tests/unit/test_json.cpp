@@ -93,3 +93,44 @@ TEST_CASE("json: parse_insitu parses in place and names a syntax error's offset"
   CHECK(message.find("not valid JSON (") == 0);
   CHECK(message.find("at offset 9") != std::string::npos);
 }
+
+TEST_CASE("json: half a UTF-16 pair is not UTF-8, in place or not") {
+  // A lone low surrogate would decode to bytes that are not UTF-8 (rapidjson lets it through).
+  for (const char* text : {R"({"a":"x\ude00y"})", R"({"a":"\uDFFF"})", R"(["\udc00"])"}) {
+    CAPTURE(text);
+    json::ParseError why = json::ParseError::none;
+    CHECK_FALSE(json::parse(text, &why).has_value());
+    CHECK(why == json::ParseError::encoding);
+    std::string buffer = text;
+    rapidjson::Document doc;
+    std::string message;
+    CHECK(json::parse_insitu(doc, buffer.data(), buffer.size(), &message) ==
+          json::ParseError::encoding);
+    CHECK(message.find("not valid UTF-8") == 0);
+  }
+  // A whole pair, an escaped backslash before "u", and surrogate-looking text outside strings.
+  for (const char* text :
+       {R"({"a":"\ud83d\ude00"})", R"({"a":"\\ude00"})", R"({"a":"\ud83d\ude00\ud83d\ude00"})"}) {
+    CAPTURE(text);
+    CHECK(json::parse(text).has_value());
+    std::string buffer = text;
+    rapidjson::Document doc;
+    CHECK(json::parse_insitu(doc, buffer.data(), buffer.size()) == json::ParseError::none);
+  }
+  json::ParseError why = json::ParseError::none;
+  CHECK_FALSE(json::parse(R"({"a":"\ude00")", &why).has_value());
+  CHECK(why == json::ParseError::syntax);  // bad JSON first
+}
+
+TEST_CASE("json: a text that ends inside a character is refused before parsing in place") {
+  // rapidjson would read the continuation bytes of the last character past the terminator.
+  for (const std::string& text :
+       {std::string("{\"a\":\"\xf0"), std::string("{\"a\":\"\xe2\x82"), std::string("[\"\xc3")}) {
+    std::string buffer = text;
+    rapidjson::Document doc;
+    CHECK(json::parse_insitu(doc, buffer.data(), buffer.size()) == json::ParseError::encoding);
+  }
+  std::string whole = "[\"\xe2\x82\xac\"]";  // the euro sign, whole
+  rapidjson::Document doc;
+  CHECK(json::parse_insitu(doc, whole.data(), whole.size()) == json::ParseError::none);
+}
