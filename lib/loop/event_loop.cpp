@@ -35,6 +35,8 @@ void EventLoop::post(Task task) {
 EventLoop::TimerId EventLoop::defer(Task task) {
   const TimerId id = next_id_++;
   deferred_.emplace(id, std::move(task));
+  // Deferred from an I/O completion inside poll(): the wait it is in would hold the task back.
+  if (polling_) poller_.wake();
   return id;
 }
 

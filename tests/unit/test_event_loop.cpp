@@ -158,3 +158,16 @@ TEST_CASE("event loop: a Deferred slot replaces its task and cancels on destruct
   loop.run_once(Millis(0));
   CHECK(ran == std::vector<int>{2});
 }
+
+TEST_CASE("event loop: work deferred by an I/O completion cuts the wait in progress short") {
+  // `graph2mqtt login` had nothing else to do after the approving answer: without the wake-up
+  // its loop slept out the minute before handling it.
+  test::FakeClock clock;
+  CompletingPoller poller(clock);
+  EventLoop loop(clock, poller);
+  bool ran = false;
+  poller.on_poll = [&] { loop.defer([&] { ran = true; }); };
+  loop.run_once(Millis(60'000));
+  CHECK(poller.waited == Millis(0));
+  CHECK(ran);
+}
