@@ -277,7 +277,8 @@ bool CurlHttp::start(Transfer& transfer) {
 }
 
 void CurlHttp::start_waiting() {
-  while (active_ < options_.max_active && !waiting_.empty()) {
+  const std::size_t limit = multiplexed_ ? options_.max_active_multiplexed : options_.max_active;
+  while (active_ < limit && !waiting_.empty()) {
     const RequestId id = *waiting_.pop();
     const auto it = transfers_.find(id);
     if (it == transfers_.end()) continue;  // cancelled while waiting
@@ -346,6 +347,11 @@ void CurlHttp::finish_done_transfers() {
     auto node = transfers_.extract(id);
     if (node.empty()) continue;
     --active_;
+    if (result == CURLE_OK) {
+      long version = CURL_HTTP_VERSION_NONE;
+      curl_easy_getinfo(easy, CURLINFO_HTTP_VERSION, &version);
+      multiplexed_ = version == CURL_HTTP_VERSION_2_0 || version == CURL_HTTP_VERSION_3;
+    }
     start_waiting();
     Transfer& transfer = *node.mapped();
     HttpResponse& response = transfer.response;

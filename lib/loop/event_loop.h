@@ -42,8 +42,9 @@ class EventLoop {
 
   // Loop thread only: work without a deadline of its own (handling an approved sign-in: the
   // token file, /me, a dozen publishes). It runs after due timers and posted tasks, in slices of
-  // at most kDeferredSlice between which the loop looks at timers and I/O again, so a burst of
-  // it (1,000 approvals in one second) never holds back a token poll that is due. FIFO.
+  // at most kDeferredSlice (cut short by a timer falling due) between which the loop looks at
+  // I/O and posted tasks again, so a burst of it (1,000 approvals in one second) never holds
+  // back a token poll that is due. FIFO.
   TimerId defer(Task task);
   void cancel_deferred(TimerId id) { deferred_.erase(id); }
   bool deferred(TimerId id) const { return deferred_.count(id) != 0; }
