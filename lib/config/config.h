@@ -10,14 +10,13 @@
 
 #include "common/logger.h"
 #include "common/secret.h"
+#include "identity/identity_options.h"
 #include "identity/sign_in_method.h"
 
 namespace g2m {
 
 // The typed, validated, immutable configuration (config/config.yaml). Built only by load_config().
 
-enum class Provider { microsoft, oidc };
-enum class Protocol { v2, v1 };
 enum class SignIn { command, auto_ };
 // sign_in_method: auto (the default) starts with the device code and falls back to the browser
 // sign-in when the tenant's policy refuses the device code (docs/mqtt-api.md "Browser sign-in and
@@ -124,5 +123,10 @@ Config parse_config(const std::string& text, const std::filesystem::path& file);
 // A bare number of bytes, "<n>KiB" or "<n>MiB" (integer n). nullopt when malformed, negative or
 // beyond std::size_t.
 std::optional<std::size_t> parse_size(const std::string& text);
+
+// What the identity code reads of the configuration (lib/identity takes these values, never a
+// Config): the platform, and one account on it.
+PlatformOptions platform_options(const Config& config);
+IdentityOptions identity_options(const Config& config, const AccountConfig& account);
 
 }  // namespace g2m

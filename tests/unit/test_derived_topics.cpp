@@ -18,14 +18,6 @@ using namespace g2m;
 
 namespace {
 
-// A broker with room: connected, every publish acknowledged at once.
-struct RecordingClient : test::FakeMqttClient {
-  RecordingClient() {
-    up = true;
-    auto_ack = true;
-  }
-};
-
 Config config(bool plain) {
   return parse_config(std::string("mqtt:\n  server: mqtt://localhost\n  plain_topics: ") +
                           (plain ? "true" : "false") +
@@ -61,7 +53,7 @@ struct World {
   test::FakePoller poller{clock};
   EventLoop loop{clock, poller};
   Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  RecordingClient client;
+  test::RoomyMqttClient client;
   MqttSession session{loop, client, log};
   Config cfg;
   DerivedTopics derived;

@@ -14,14 +14,6 @@ using namespace g2m;
 
 namespace {
 
-// A broker with room: connected, every publish acknowledged at once.
-struct RecordingClient : test::FakeMqttClient {
-  RecordingClient() {
-    up = true;
-    auto_ack = true;
-  }
-};
-
 const std::string kOwn = R"({"availability":[{"topic":"graph2mqtt/bridge/state"}]})";
 const std::string kOldState = "homeassistant/sensor/graph2mqtt_kitchen/auth_state/config";
 const std::string kDevice = "homeassistant/device/graph2mqtt_kitchen/config";
@@ -79,7 +71,7 @@ struct World {
   test::FakePoller poller{clock};
   EventLoop loop{clock, poller};
   Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  RecordingClient client;
+  test::RoomyMqttClient client;
   MqttSession session{loop, client, log};
   Config cfg;
   DiscoverySync sync;
