@@ -43,11 +43,9 @@ struct MqttConfig {
   std::size_t max_message_size = 1024 * 1024;
 };
 
-struct IdentityConfig {
-  Provider provider = Provider::microsoft;
-  std::string authority = "https://login.microsoftonline.com";  // no trailing slash
-  std::string graph = "https://graph.microsoft.com/v1.0";       // no trailing slash
-  Protocol protocol = Protocol::v2;
+// What the identity code reads (provider, authority, graph, protocol and the oidc endpoints: the
+// PlatformOptions it is given), and how the agent reaches it.
+struct IdentityConfig : PlatformOptions {
   std::optional<std::filesystem::path> ca;
   std::chrono::seconds timeout{30};
   std::optional<std::string> proxy;
@@ -55,9 +53,6 @@ struct IdentityConfig {
   // live code someone could phish with, and the platform throttles floods of device codes).
   int max_pending_sign_ins = 1000;
   // provider: oidc
-  std::optional<std::string> issuer;
-  std::optional<std::string> device_authorization_endpoint;
-  std::optional<std::string> token_endpoint;
   std::optional<std::string> api;
 };
 

@@ -4,29 +4,18 @@
 namespace g2m {
 
 PlatformOptions platform_options(const Config& config) {
-  const auto& id = config.identity;
-  PlatformOptions p;
-  p.provider = id.provider;
-  p.authority = id.authority;
-  p.graph = id.graph;
-  p.protocol = id.protocol;
-  p.issuer = id.issuer;
-  p.device_authorization_endpoint = id.device_authorization_endpoint;
-  p.token_endpoint = id.token_endpoint;
-  return p;
+  return config.identity;  // the PlatformOptions part of it
 }
 
 IdentityOptions identity_options(const Config& config, const AccountConfig& account) {
-  IdentityOptions o;
-  o.platform = platform_options(config);
-  o.name = account.name;
-  o.tenant = account.tenant;
-  o.client_id = account.client_id;
-  o.scopes = account.scopes;
-  o.resource = account.resource;
-  o.redirect_uri = account.redirect_uri;
-  o.client_secret = account.client_secret;
-  return o;
+  return IdentityOptions{.platform = platform_options(config),
+                         .name = account.name,
+                         .tenant = account.tenant,
+                         .client_id = account.client_id,
+                         .scopes = account.scopes,
+                         .resource = account.resource,
+                         .redirect_uri = account.redirect_uri,
+                         .client_secret = account.client_secret};
 }
 
 // Until lib/app/bridge.cpp passes platform_options(config) itself: then this goes, with the

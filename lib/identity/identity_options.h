@@ -16,7 +16,7 @@ enum class Protocol { v2, v1 };
 struct PlatformOptions {
   Provider provider = Provider::microsoft;
   std::string authority = "https://login.microsoftonline.com";  // no trailing slash
-  std::string graph = "https://graph.microsoft.com/v1.0";       // where /me names the user
+  std::string graph = "https://graph.microsoft.com/v1.0";       // no trailing slash (for /me)
   Protocol protocol = Protocol::v2;
   // provider: oidc
   std::optional<std::string> issuer;

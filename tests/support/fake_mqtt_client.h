@@ -70,8 +70,8 @@ class FakeMqttClient : public MqttClient {
 };
 
 // A broker with room: connected, every publish acknowledged at once.
-struct RoomyMqttClient : FakeMqttClient {
-  RoomyMqttClient() {
+struct ConnectedMqttClient : FakeMqttClient {
+  ConnectedMqttClient() {
     up = true;
     auto_ack = true;
   }

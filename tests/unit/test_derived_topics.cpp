@@ -9,10 +9,8 @@
 #include <map>
 #include <vector>
 
-#include "fake_clock.h"
-#include "fake_mqtt_client.h"
 #include "mqtt/derived_topics.h"
-#include "mqtt/mqtt_session.h"
+#include "mqtt_rig.h"
 
 using namespace g2m;
 
@@ -29,7 +27,7 @@ Config config(bool plain) {
                       "config.yaml");
 }
 
-struct World {
+struct World : test::MqttRig {
   explicit World(bool plain) : cfg(config(plain)), derived(cfg, session) {
     session.on_retained_set(
         [this](const std::string& t, const std::string& p, std::optional<SystemTime> at) {
@@ -49,12 +47,6 @@ struct World {
     }
     return std::nullopt;
   }
-  test::FakeClock clock;
-  test::FakePoller poller{clock};
-  EventLoop loop{clock, poller};
-  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  test::RoomyMqttClient client;
-  MqttSession session{loop, client, log};
   Config cfg;
   DerivedTopics derived;
 };

@@ -6,9 +6,8 @@
 #include <algorithm>
 #include <vector>
 
-#include "fake_clock.h"
-#include "fake_mqtt_client.h"
 #include "homeassistant/discovery_sync.h"
+#include "mqtt_rig.h"
 
 using namespace g2m;
 
@@ -18,7 +17,7 @@ const std::string kOwn = R"({"availability":[{"topic":"graph2mqtt/bridge/state"}
 const std::string kOldState = "homeassistant/sensor/graph2mqtt_kitchen/auth_state/config";
 const std::string kDevice = "homeassistant/device/graph2mqtt_kitchen/config";
 
-struct World {
+struct World : test::MqttRig {
   explicit World(bool enabled = true)
       : cfg(parse_config(std::string("mqtt:\n  server: mqtt://localhost\nhomeassistant:\n  "
                                      "enabled: ") +
@@ -67,12 +66,6 @@ struct World {
     loop.run_once(Millis(0));
   }
 
-  test::FakeClock clock;
-  test::FakePoller poller{clock};
-  EventLoop loop{clock, poller};
-  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  test::RoomyMqttClient client;
-  MqttSession session{loop, client, log};
   Config cfg;
   DiscoverySync sync;
 };
