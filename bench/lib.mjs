@@ -123,7 +123,13 @@ export function pollLateness(codes) {
   // The first poll is measured from the device-code answer, later ones from the previous poll.
   const first = summary(codes.filter((c) => c.poll_lateness_ms?.length).map((c) => c.poll_lateness_ms[0]));
   const later = summary(codes.flatMap((c) => (c.poll_lateness_ms || []).slice(1)));
-  return { ...s, min: all.length ? Math.min(...all) : null, first_poll: first, later_polls: later };
+  // By the poll's number (1st, 2nd, ...): which round of polls is late.
+  const rounds = Math.max(0, ...codes.map((c) => (c.poll_lateness_ms || []).length));
+  const byPoll = [];
+  for (let i = 0; i < rounds; i += 1) {
+    byPoll.push(summary(codes.filter((c) => (c.poll_lateness_ms || []).length > i).map((c) => c.poll_lateness_ms[i])));
+  }
+  return { ...s, min: all.length ? Math.min(...all) : null, first_poll: first, later_polls: later, by_poll: byPoll };
 }
 
 // nghttpx's access log, one line per request: "$remote_port $alpn $tls_session_reused $status".

@@ -1,5 +1,7 @@
 #include "identity/device_code_sign_in.h"
 
+#include <memory>
+
 #include "common/time_format.h"
 #include "identity/identity_requests.h"
 
@@ -11,7 +13,7 @@ constexpr Millis kMaxBackoff{300'000};  // docs/mqtt-api.md: backoff capped at 5
 
 DeviceCodeSignIn::DeviceCodeSignIn(const SignInContext& context, SignInSteps& steps,
                                    std::uint64_t seed)
-    : ctx_(context), steps_(steps), jitter_(seed), timer_(context.loop) {}
+    : ctx_(context), steps_(steps), jitter_(seed), timer_(context.loop), approved_(context.loop) {}
 
 DeviceCodeSignIn::~DeviceCodeSignIn() {
   stop();
@@ -25,6 +27,7 @@ void DeviceCodeSignIn::begin(const Endpoints& endpoints) {
 
 void DeviceCodeSignIn::stop() {
   timer_.cancel();
+  approved_.cancel();
   if (request_) ctx_.http.cancel(*request_);
   request_.reset();
 }
@@ -114,9 +117,13 @@ void DeviceCodeSignIn::on_poll(HttpResponse response) {
                          std::chrono::duration_cast<Millis>(decision.next_poll_at - now));
       }
       return;
-    case Kind::approved:
-      steps_.tokens(std::move(*decision.tokens));
+    case Kind::approved: {
+      // What follows (the token file, /me, the publishes) has no deadline; other accounts' polls
+      // do: when 1,000 approvals come in one second, their polls go first (EventLoop::defer).
+      auto tokens = std::make_shared<TokenResponse>(std::move(*decision.tokens));
+      approved_.start([this, tokens] { steps_.tokens(std::move(*tokens)); });
       return;
+    }
     case Kind::declined:
       steps_.declined();
       return;

@@ -36,6 +36,7 @@ class DeviceCodeSignIn : public SignInStrategy {
   std::optional<SignInPrompt> prompt_;
   std::optional<Http::RequestId> request_;
   Timer timer_;
+  Deferred approved_;  // the approved answer, handled when the loop has time
   SteadyTime requested_at_{};
   SystemTime requested_at_system_{};
   int failures_ = 0;

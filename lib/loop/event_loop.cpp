@@ -32,6 +32,14 @@ void EventLoop::post(Task task) {
   poller_.wake();
 }
 
+EventLoop::TimerId EventLoop::defer(Task task) {
+  const TimerId id = next_id_++;
+  deferred_.emplace(id, std::move(task));
+  // Deferred from an I/O completion inside poll(): the wait it is in would hold the task back.
+  if (polling_) poller_.wake();
+  return id;
+}
+
 void EventLoop::stop() {
   {
     std::lock_guard lock(posted_mutex_);
@@ -57,6 +65,7 @@ void EventLoop::run_once(Millis max_wait) {
     std::lock_guard lock(posted_mutex_);
     if (!posted_.empty() || stopping_) wait = Millis(0);
   }
+  if (!deferred_.empty()) wait = Millis(0);
   if (!timers_.empty()) {
     const auto until = std::chrono::ceil<Millis>(timers_.begin()->first.first - now_);
     wait = std::clamp(until, Millis(0), wait);
@@ -68,6 +77,22 @@ void EventLoop::run_once(Millis max_wait) {
   now_ = clock_.steady();
   run_posted();
   run_due();
+  run_deferred();
+}
+
+void EventLoop::run_deferred() {
+  const SteadyTime start = clock_.steady();
+  while (!deferred_.empty()) {
+    const auto first = deferred_.begin();
+    Task task = std::move(first->second);
+    deferred_.erase(first);
+    task();
+    const SteadyTime now = clock_.steady();
+    if (now - start >= kDeferredSlice) return;
+    if (!timers_.empty() && timers_.begin()->first.first <= now) return;
+    const std::lock_guard lock(posted_mutex_);
+    if (!posted_.empty()) return;
+  }
 }
 
 void EventLoop::run_posted() {

@@ -39,6 +39,15 @@ class EventLoop {
 
   // Thread-safe.
   void post(Task task);
+
+  // Loop thread only: work without a deadline of its own (handling an approved sign-in: the
+  // token file, /me, a dozen publishes). It runs after due timers and posted tasks, in slices of
+  // at most kDeferredSlice between which the loop looks at timers and I/O again, so a burst of
+  // it (1,000 approvals in one second) never holds back a token poll that is due. FIFO.
+  TimerId defer(Task task);
+  void cancel_deferred(TimerId id) { deferred_.erase(id); }
+  bool deferred(TimerId id) const { return deferred_.count(id) != 0; }
+  static constexpr Millis kDeferredSlice{2};
   void stop();
 
   // Runs until stop(). Each turn samples "now" once (as mosquitto does).
@@ -54,6 +63,7 @@ class EventLoop {
  private:
   void run_due();
   void run_posted();
+  void run_deferred();
 
   const Clock& clock_;
   Poller& poller_;
@@ -63,6 +73,7 @@ class EventLoop {
   TimerId next_id_ = 1;
   std::map<std::pair<SteadyTime, TimerId>, Task> timers_;
   std::unordered_map<TimerId, SteadyTime> timers_by_id_;
+  std::map<TimerId, Task> deferred_;  // by id: in the order deferred
 
   std::mutex posted_mutex_;
   std::vector<Task> posted_;
@@ -90,6 +101,30 @@ class Timer {
   EventLoop* loop_;
   EventLoop::TimerId id_ = 0;
   SteadyTime deadline_{};
+};
+
+// A deferred task owned by an object (see EventLoop::defer): starting it again replaces the
+// waiting task, and it is cancelled when the owner goes away.
+class Deferred {
+ public:
+  explicit Deferred(EventLoop& loop) : loop_(&loop) {}
+  ~Deferred() { cancel(); }
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+
+  void start(EventLoop::Task task) {
+    cancel();
+    id_ = loop_->defer(std::move(task));
+  }
+  void cancel() {
+    if (id_ != 0) loop_->cancel_deferred(id_);
+    id_ = 0;
+  }
+  bool active() const { return id_ != 0 && loop_->deferred(id_); }
+
+ private:
+  EventLoop* loop_;
+  EventLoop::TimerId id_ = 0;
 };
 
 }  // namespace g2m

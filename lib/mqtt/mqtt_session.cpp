@@ -120,6 +120,7 @@ void MqttSession::on_connected(const ConnectionLimits& limits) {
   pending_retained_.clear();
   pending_set_.clear();
   for (const auto& topic : retained_order_) mark_pending(topic);
+  report_drops();
   pump();
 }
 
@@ -233,16 +234,44 @@ void MqttSession::mark_pending(const std::string& topic) {
   if (pending_set_.insert(topic).second) pending_retained_.push_back(topic);
 }
 
+namespace {
+std::size_t queued_size(const OutgoingMessage& m) {
+  return m.topic.size() + m.payload.size();
+}
+}  // namespace
+
 void MqttSession::enqueue(OutgoingMessage message, bool front) {
+  queued_bytes_ += queued_size(message);
   if (front) {
     queue_.push_front(std::move(message));
   } else {
     queue_.push_back(std::move(message));
   }
-  while (queue_.size() > kMaxQueued) {
-    queue_.pop_front();  // oldest dropped first
-    ++dropped_;
+  if (!connected_) {
+    while (queue_.size() > kMaxQueued) drop_oldest("the broker is unreachable");
   }
+  while (queued_bytes_ > kMaxQueuedBytes && queue_.size() > 1) {
+    drop_oldest("the broker is not taking them");
+  }
+}
+
+void MqttSession::drop_oldest(const char* why) {
+  queued_bytes_ -= queued_size(queue_.front());
+  queue_.pop_front();
+  ++dropped_;
+  // One line at the first drop of a series; the count follows when the broker takes them again.
+  if (dropped_unreported_++ == 0) {
+    log_.warn("mqtt: ", queue_.size(), " events and replies wait and ", why,
+              "; dropping the oldest");
+  }
+}
+
+void MqttSession::report_drops() {
+  if (dropped_unreported_ == 0) return;
+  log_.warn("mqtt: ", dropped_unreported_,
+            " events and replies were dropped before the broker "
+            "could take them");
+  dropped_unreported_ = 0;
 }
 
 void MqttSession::set_retained(const std::string& topic, std::string payload,
@@ -296,6 +325,7 @@ void MqttSession::pump() {
     } else if (!queue_.empty()) {
       m = queue_.front();
     } else {
+      report_drops();
       return;
     }
     const auto consume = [&] {
@@ -303,6 +333,7 @@ void MqttSession::pump() {
         pending_set_.erase(pending_retained_.front());
         pending_retained_.pop_front();
       } else {
+        queued_bytes_ -= queued_size(queue_.front());
         queue_.pop_front();
       }
     };

@@ -32,7 +32,12 @@ namespace g2m {
 // topic's latest value once), then events and replies in the order they were produced.
 class MqttSession {
  public:
+  // Events and replies waiting while the broker is unreachable: at most this many, oldest dropped
+  // first (docs/mqtt-api.md "The connection to the broker"). While connected nothing is dropped
+  // for their number (a burst of 1,000 sign-ins behind a window of 20 is normal), only beyond
+  // kMaxQueuedBytes, so that a broker that stops acknowledging cannot take all the memory.
   static constexpr std::size_t kMaxQueued = 1000;
+  static constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;
   // Left for a PUBLISH packet's own bytes (fixed header, topic, packet id, properties) when a
   // payload limit is derived from the broker's Maximum Packet Size.
   static constexpr std::size_t kPacketOverhead = 1024;
@@ -82,6 +87,7 @@ class MqttSession {
 
   bool connected() const { return connected_; }
   std::size_t queued() const { return queue_.size(); }
+  // Events and replies dropped from the queue since start.
   std::size_t dropped() const { return dropped_; }
   // QoS 1/2 messages handed to the client and not yet acknowledged.
   std::size_t in_flight() const { return in_flight_.size(); }
@@ -112,6 +118,8 @@ class MqttSession {
   OutgoingMessage retained_message(const std::string& topic, const Retained& value) const;
   void mark_pending(const std::string& topic);
   void enqueue(OutgoingMessage message, bool front);
+  void drop_oldest(const char* why);
+  void report_drops();
 
   EventLoop& loop_;
   MqttClient& client_;
@@ -148,7 +156,9 @@ class MqttSession {
   // re-published anyway.
   std::map<std::uint64_t, std::optional<OutgoingMessage>> in_flight_;
   std::uint64_t next_id_ = 1;
+  std::size_t queued_bytes_ = 0;  // topics and payloads in queue_
   std::size_t dropped_ = 0;
+  std::size_t dropped_unreported_ = 0;  // since the last log line about drops
 };
 
 }  // namespace g2m

@@ -60,9 +60,13 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 // belongs to that user.
 class DebianMosquitto {
  public:
+  // `lan_listener`: with the drop-in's commented plain-MQTT listener for small displays turned on.
   DebianMosquitto(const std::filesystem::path& dir, const std::map<std::string, std::string>& users,
-                  const std::string& extra_acl)
-      : dir_(dir), port_(free_port()), ws_port_(free_port()) {
+                  const std::string& extra_acl, bool lan_listener = false)
+      : dir_(dir),
+        port_(free_port()),
+        ws_port_(free_port()),
+        lan_port_(lan_listener ? free_port() : 0) {
     std::filesystem::create_directories(dir_ / "conf.d");
     std::filesystem::create_directories(dir_ / "data");
     std::filesystem::create_directories(dir_ / "web");
@@ -84,6 +88,13 @@ class DebianMosquitto {
                           "listener " + std::to_string(port_) + " 127.0.0.1");
     dropin = replace_line(dropin, "listener 9001",
                           "listener " + std::to_string(ws_port_) + " 127.0.0.1");
+    if (lan_listener) {
+      dropin = replace_line(dropin, "# listener 1884",
+                            "listener " + std::to_string(lan_port_) + " 127.0.0.1");
+      dropin = replace_line(dropin, "# protocol mqtt", "protocol mqtt");
+      dropin =
+          replace_line(dropin, "# use_username_as_clientid true", "use_username_as_clientid true");
+    }
     write_file(dir_ / "conf.d" / "graph2mqtt.conf", dropin);
 
     write_file(dir_ / "graph2mqtt.acl",
@@ -104,7 +115,11 @@ class DebianMosquitto {
         std::vector<std::string>{"/usr/sbin/mosquitto", "-c", (dir_ / "mosquitto.conf").string()},
         dir_ / "stderr.log");
     const bool up = poll_until(
-        [&] { return !process_->running() || (port_open(port_) && port_open(ws_port_)); }, 10s);
+        [&] {
+          return !process_->running() || (port_open(port_) && port_open(ws_port_) &&
+                                          (lan_port_ == 0 || port_open(lan_port_)));
+        },
+        10s);
     if (!up || !process_->running()) {
       fail("Mosquitto did not start with Debian's main file and the drop-in:\n" + main + "\n" +
            dropin + "\nlog:\n" + read_file(log_path()) + process_->log_text());
@@ -113,6 +128,7 @@ class DebianMosquitto {
 
   std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
   std::string ws_url() const { return "ws://127.0.0.1:" + std::to_string(ws_port_); }
+  std::string lan_url() const { return "mqtt://127.0.0.1:" + std::to_string(lan_port_); }
   int ws_port() const { return ws_port_; }
   std::filesystem::path log_path() const { return dir_ / "mosquitto.log"; }
   bool running() { return process_->running(); }
@@ -132,6 +148,7 @@ class DebianMosquitto {
   std::filesystem::path dir_;
   int port_;
   int ws_port_;
+  int lan_port_;
   std::unique_ptr<Process> process_;
 };
 
@@ -312,6 +329,38 @@ TEST_CASE("acl: the drop-in runs on Debian's stock mosquitto.conf and binds clie
     refused = try_connect(as(broker.ws_url(), "display-kitchen", "wrong"));
     REQUIRE(refused.has_value());
   }
+}
+
+TEST_CASE(
+    "acl: the drop-in's optional plain-MQTT listener for small displays works with the same "
+    "users and ACL") {
+  TempDir tmp("g2m-acl-lan");
+  const Pki pki = make_pki(tmp / "pki");
+  DebianMosquitto broker(tmp / "broker", {{"agent", "agent-pw"}, {"display-kitchen", "kitchen-pw"}},
+                         "\npattern readwrite g2m-test/#\n", /*lan_listener=*/true);
+  Simulator sim(pki, {"--interval", "1"});
+  write_file(tmp / "agent.secret", "agent-pw\n");
+  AgentConfig config;
+  config.mqtt_server = broker.url();
+  config.authority = sim.https_url();
+  config.graph = sim.https_url() + "/v1.0";
+  config.ca = pki.ca;
+  config.accounts = kitchen_account() + office_account();
+  config.mqtt_extra = "username: agent\npassword_file: " + (tmp / "agent.secret").string() + "\n";
+  Agent agent(config);
+
+  // An ESP32 panel speaks plain MQTT, not WebSockets.
+  MqttProbe display(as(broker.lan_url(), "display-kitchen", "kitchen-pw"));
+  display.wait_for_json("graph2mqtt/kitchen/auth/state", signed_out);
+  display.sync();
+  CHECK(display.messages("graph2mqtt/office/#").empty());
+  Outgoing logout;
+  logout.topic = "graph2mqtt/bridge/request/logout";
+  logout.payload = R"({"account":"kitchen"})";
+  CHECK(display.try_publish(logout).has_value());  // refused, as on the other listeners
+  ProbeOptions anonymous;
+  anonymous.url = broker.lan_url();
+  CHECK(try_connect(anonymous).has_value());
 }
 
 TEST_CASE("acl: the shipped ACL keeps each display to its own account and strangers out") {

@@ -124,3 +124,69 @@ TEST_CASE(
   REQUIRE_MESSAGE(poll_until(said_so, 30s), s.agent->log_text());
   CHECK(s.agent->running());
 }
+
+namespace {
+
+// A calendar resource whose body grows past the limit between two fetches: the first body is
+// published, the second is refused with graph_error too_large, the first stays retained, and the
+// broker connection never drops (a larger packet would make the broker close it, and the agent
+// would send it again at every reconnection).
+void check_too_large_refused(ScenarioOptions options) {
+  const std::string topic = "graph2mqtt/kitchen/graph/today";
+  options.accounts = std::string("kitchen:\n  client_id: ") + kClientId +
+                     "\n  scopes: [User.Read, Calendars.Read]\n  resources:\n"
+                     "    today: { path: \"/me/calendarView?startDateTime={now}&endDateTime="
+                     "{now+1d}\", every: 1h }\n";
+  options.simulator_args = {"--interval", "1", "--events", "2"};
+  Scenario s(options);
+  auto& d = s.display;
+  const std::size_t before = d.mark();
+  s.sign_in();
+  const Message first = d.wait_for_json(
+      topic, [](const rapidjson::Value& v) { return v.IsObject(); }, 15s, before);
+
+  // 60 events make a body of about 25 KB.
+  s.simulator.config(R"({"events":60,"page_size":100})");
+  const std::size_t since = d.mark();
+  d.request("refresh", R"({"account":"kitchen","resource":"today"})", 15s);
+  const Message error = d.wait_for_json(
+      s.topic("kitchen", "events"),
+      [](const rapidjson::Value& v) {
+        return json_str(v, "event") == "graph_error" && json_str(v, "resource") == "today";
+      },
+      15s, since);
+  CHECK(json_str(error.json(), "code") == "too_large");
+
+  // Still connected, still answering, the previous body still retained.
+  const auto reply = d.request("status", R"({"account":"kitchen"})", 15s);
+  CHECK(json_str(reply, "status") == "ok");
+  d.sync();
+  CHECK(d.retained_value(topic) == first.payload);
+  for (const auto& m : d.messages("graph2mqtt/bridge/state")) {
+    CHECK_MESSAGE(m.payload.find("offline") == std::string::npos, m.describe());
+  }
+  const std::string log = s.agent->log_text();
+  CHECK_MESSAGE(log.find("connection lost") == std::string::npos, log);
+  CHECK(s.agent->running());
+}
+
+}  // namespace
+
+TEST_CASE(
+    "mqtt: a Graph body larger than mqtt.max_message_size gets too_large, keeps the previous "
+    "body and the connection") {
+  if (!agent_available()) return;
+  ScenarioOptions options;
+  options.mqtt_extra = "max_message_size: 8KiB\n";
+  check_too_large_refused(options);
+}
+
+TEST_CASE(
+    "mqtt: a Graph body larger than the broker's Maximum Packet Size gets too_large, keeps the "
+    "previous body and the connection") {
+  if (!agent_available()) return;
+  ScenarioOptions options;
+  // What config/mosquitto.conf does with 10 MiB, smaller (the agent's default limit is 1 MiB).
+  options.broker.extra_conf = "max_packet_size 12000\n";
+  check_too_large_refused(options);
+}

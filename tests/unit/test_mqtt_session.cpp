@@ -86,6 +86,51 @@ TEST_CASE("mqtt session: at most 1,000 messages wait for the broker, oldest drop
   CHECK(w.session.queued() == 0);
 }
 
+TEST_CASE("mqtt session: a dropped message is logged, and the count when the broker is back") {
+  World w;
+  for (int i = 0; i < 1001; ++i) w.session.send(event(i));
+  CHECK(w.session.dropped() == 1);
+  CHECK(w.logged_line("the broker is unreachable; dropping the oldest"));
+  CHECK_FALSE(w.logged_line("were dropped"));
+  w.connect();
+  CHECK(w.logged_line("mqtt: 1 events and replies were dropped before the broker could take them"));
+}
+
+TEST_CASE(
+    "mqtt session: while connected, a burst larger than 1,000 behind a small window loses "
+    "nothing") {
+  // 1,000 sign-ins at once behind a stock Mosquitto's window of 20: 3,000 retained values go
+  // first, and the replies and events wait for them.
+  World w;
+  w.connect(ConnectionLimits{20, std::nullopt});
+  for (int i = 0; i < 3000; ++i)
+    w.session.set_retained("b/a" + std::to_string(i) + "/auth/state", "{}");
+  for (int i = 0; i < 2500; ++i) w.session.send(event(i));
+  CHECK(w.session.queued() == 2500);
+  while (!w.client.unacked.empty()) {
+    w.client.ack(w.client.unacked.size());
+    w.turn();
+  }
+  CHECK(w.session.dropped() == 0);
+  REQUIRE(w.client.sent.size() == 5500);
+  CHECK(w.client.most_unacked == 20);
+  for (int i = 0; i < 2500; ++i) CHECK(w.client.sent[3000 + i].payload == std::to_string(i));
+  CHECK_FALSE(w.logged_line("dropping"));
+}
+
+TEST_CASE("mqtt session: a broker that stops acknowledging cannot take all the memory") {
+  World w;
+  w.connect(ConnectionLimits{1, std::nullopt});
+  w.session.send(event(0));  // in flight, never acknowledged
+  OutgoingMessage big = event(1);
+  big.payload.assign(1024 * 1024 - 20, 'x');  // 1 MiB with its topic
+  const std::size_t fit = MqttSession::kMaxQueuedBytes / (big.payload.size() + big.topic.size());
+  for (std::size_t i = 0; i < fit + 5; ++i) w.session.send(big);
+  CHECK(w.session.queued() == fit);
+  CHECK(w.session.dropped() == 5);
+  CHECK(w.logged_line("the broker is not taking them; dropping the oldest"));
+}
+
 TEST_CASE("mqtt session: after a reconnection retained values go out first, then queued events") {
   World w;
   w.session.set_retained("b/bridge/state", R"({"state":"online"})");

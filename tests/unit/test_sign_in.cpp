@@ -123,6 +123,9 @@ TEST_CASE("sign-in: a device-code sign-in goes from the request to waiting, poll
   rig.run_until_request(60s);
   CHECK(rig.clock.steady() - issued == 10s);
   rig.http.answer(200, token_answer());
+  // The approval is handled when the loop has time (after due timers: other accounts' polls).
+  CHECK(rig.driver.phase() == SignInPhase::waiting_for_user);
+  rig.loop.run_once(0ms);
   CHECK(rig.driver.phase() == SignInPhase::idle);
   CHECK(rig.events.events ==
         std::vector<std::string>{"code_issued:device_code", "redeemed", "approved"});
@@ -131,12 +134,27 @@ TEST_CASE("sign-in: a device-code sign-in goes from the request to waiting, poll
   CHECK(rig.events.tokens->user->username == "adele@contoso.com");
 }
 
+TEST_CASE("sign-in: an approval not yet handled is dropped by a cancel, never adopted later") {
+  Rig rig;
+  rig.driver.start(SignInMethod::device_code, false);
+  rig.http.answer(200, kDeviceCode);
+  rig.run_until_request(60s);
+  rig.http.answer(200, token_answer());
+  rig.driver.cancel();
+  rig.loop.run_once(0ms);
+  CHECK(rig.driver.phase() == SignInPhase::idle);
+  CHECK(rig.events.stored == 0);
+  CHECK_FALSE(rig.events.tokens.has_value());
+  CHECK(rig.events.events == std::vector<std::string>{"code_issued:device_code"});  // silent
+}
+
 TEST_CASE("sign-in: without a name in the id_token the user is looked up before approval") {
   Rig rig;
   rig.driver.start(SignInMethod::device_code, false);
   rig.http.answer(200, kDeviceCode);
   rig.run_until_request(60s);
   rig.http.answer(200, token_answer(/*with_id_token=*/false));
+  rig.loop.run_once(0ms);
   CHECK(rig.driver.phase() == SignInPhase::fetching_user);
   CHECK(rig.events.stored == 1);  // stored before the access token is used
   REQUIRE(rig.http.has_pending());
