@@ -31,12 +31,15 @@ Account::Account(const AccountConfig& config, AccountContext context)
       ctx_(std::move(context)),
       topics_(ctx_.base_topic, config_.name),
       jitter_(ctx_.seed),
-      sign_in_(SignInContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.endpoints, ctx_.log,
-                             ctx_.seed ^ 0x5167'6e49'6e00'0000ULL},
+      sign_in_(SignInContext{identity_options(ctx_.config, config_), ctx_.loop, ctx_.http,
+                             ctx_.endpoints, ctx_.log, ctx_.seed ^ 0x5167'6e49'6e00'0000ULL},
                *this),
-      keeper_(TokenKeeperContext{ctx_.config, config_, ctx_.loop, ctx_.http, ctx_.store,
-                                 ctx_.endpoints, ctx_.log, ctx_.seed ^ 0x7e4b'3e90'0000'0000ULL,
-                                 ctx_.index, ctx_.account_count, ctx_.refresh_offset},
+      keeper_(TokenKeeperContext{{identity_options(ctx_.config, config_), ctx_.loop, ctx_.http,
+                                  ctx_.endpoints, ctx_.log, ctx_.seed ^ 0x7e4b'3e90'0000'0000ULL},
+                                 ctx_.store,
+                                 ctx_.index,
+                                 ctx_.account_count,
+                                 ctx_.refresh_offset},
               *this) {
   for (const auto& r : config_.resources) {
     resources_.push_back(std::make_unique<ResourcePoller>(
@@ -78,7 +81,7 @@ GraphAuth Account::graph_auth() {
 }
 
 TokenBinding Account::binding() const {
-  return token_binding(ctx_.config, config_);
+  return keeper_.binding();
 }
 
 bool Account::has_resource(const std::string& name) const {

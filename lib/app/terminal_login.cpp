@@ -84,14 +84,13 @@ class TerminalSignIn : private SignInEvents {
  public:
   TerminalSignIn(const Config& config, const AccountConfig& account, EventLoop& loop, Http& http,
                  TokenStore& store, Logger& log, bool browser)
-      : resolver_(config, http, log),
-        config_(config),
+      : resolver_(platform_options(config), http, log),
         account_(account),
         loop_(loop),
         store_(store),
         browser_(browser || account.sign_in_method == SignInMethodSetting::browser),
-        driver_(SignInContext{config, account, loop, http, resolver_, log, std::random_device{}()},
-                *this),
+        options_(identity_options(config, account)),
+        driver_(SignInContext{options_, loop, http, resolver_, log, std::random_device{}()}, *this),
         reader_(loop, [this](std::optional<std::string> line) { on_line(std::move(line)); }) {}
 
   void start() {
@@ -166,7 +165,7 @@ class TerminalSignIn : private SignInEvents {
   bool store(const TokenSet& tokens) {
     // A running agent may hold the lock for a moment: wait for it (the terminal may block).
     const auto saved =
-        store_.save_waiting(account_.name, token_binding(config_, account_), tokens, Seconds(10));
+        store_.save_waiting(account_.name, token_binding(options_), tokens, Seconds(10));
     if (!saved.ok) finish(1, "Signed in, but the tokens could not be stored: " + saved.message);
     return saved.ok;
   }
@@ -187,11 +186,11 @@ class TerminalSignIn : private SignInEvents {
   }
 
   EndpointResolver resolver_;
-  const Config& config_;
   const AccountConfig& account_;
   EventLoop& loop_;
   TokenStore& store_;
   bool browser_;
+  const IdentityOptions options_;
   SignInDriver driver_;
   LineReader reader_;
   std::optional<int> result_;

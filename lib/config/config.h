@@ -10,14 +10,13 @@
 
 #include "common/logger.h"
 #include "common/secret.h"
+#include "identity/identity_options.h"
 #include "identity/sign_in_method.h"
 
 namespace g2m {
 
 // The typed, validated, immutable configuration (config/config.yaml). Built only by load_config().
 
-enum class Provider { microsoft, oidc };
-enum class Protocol { v2, v1 };
 enum class SignIn { command, auto_ };
 // sign_in_method: auto (the default) starts with the device code and falls back to the browser
 // sign-in when the tenant's policy refuses the device code (docs/mqtt-api.md "Browser sign-in and
@@ -44,11 +43,9 @@ struct MqttConfig {
   std::size_t max_message_size = 1024 * 1024;
 };
 
-struct IdentityConfig {
-  Provider provider = Provider::microsoft;
-  std::string authority = "https://login.microsoftonline.com";  // no trailing slash
-  std::string graph = "https://graph.microsoft.com/v1.0";       // no trailing slash
-  Protocol protocol = Protocol::v2;
+// What the identity code reads (provider, authority, graph, protocol and the oidc endpoints: the
+// PlatformOptions it is given), and how the agent reaches it.
+struct IdentityConfig : PlatformOptions {
   std::optional<std::filesystem::path> ca;
   std::chrono::seconds timeout{30};
   std::optional<std::string> proxy;
@@ -56,9 +53,6 @@ struct IdentityConfig {
   // live code someone could phish with, and the platform throttles floods of device codes).
   int max_pending_sign_ins = 1000;
   // provider: oidc
-  std::optional<std::string> issuer;
-  std::optional<std::string> device_authorization_endpoint;
-  std::optional<std::string> token_endpoint;
   std::optional<std::string> api;
 };
 
@@ -124,5 +118,10 @@ Config parse_config(const std::string& text, const std::filesystem::path& file);
 // A bare number of bytes, "<n>KiB" or "<n>MiB" (integer n). nullopt when malformed, negative or
 // beyond std::size_t.
 std::optional<std::size_t> parse_size(const std::string& text);
+
+// What the identity code reads of the configuration (lib/identity takes these values, never a
+// Config): the platform, and one account on it.
+PlatformOptions platform_options(const Config& config);
+IdentityOptions identity_options(const Config& config, const AccountConfig& account);
 
 }  // namespace g2m

@@ -80,8 +80,8 @@ BrowserSignIn::Check BrowserSignIn::complete(const std::string& address) {
   }
   steps_.enter(SignInPhase::redeeming);
   ctx_.log.info(ctx_.account.name, ": redeeming the browser sign-in's code");
-  HttpRequest request = authorization_code_request(ctx_.config, ctx_.account, *endpoints_,
-                                                   code.code, redirect_uri_, pkce_.verifier);
+  HttpRequest request = authorization_code_request(ctx_.account, *endpoints_, code.code,
+                                                   redirect_uri_, pkce_.verifier);
   request.priority = HttpPriority::urgent;  // a user is waiting, and the code is short-lived
   request_ = ctx_.http.send(std::move(request), [this](HttpResponse response) {
     request_.reset();
@@ -91,7 +91,7 @@ BrowserSignIn::Check BrowserSignIn::complete(const std::string& address) {
 }
 
 void BrowserSignIn::on_token(HttpResponse response) {
-  auto outcome = parse_token_response(response);
+  auto outcome = parse_token_response(response, ctx_.loop.clock().system());
   if (auto* tokens = std::get_if<TokenResponse>(&outcome)) {
     steps_.tokens(std::move(*tokens));
     return;

@@ -34,7 +34,7 @@ void DeviceCodeSignIn::stop() {
 
 void DeviceCodeSignIn::request_code() {
   steps_.enter(SignInPhase::requesting_code);
-  HttpRequest request = device_code_request(ctx_.config, ctx_.account, *endpoints_);
+  HttpRequest request = device_code_request(ctx_.account, *endpoints_);
   // Expiry counts from when the device-code request is sent (Microsoft's documentation).
   requested_at_ = ctx_.loop.clock().steady();
   requested_at_system_ = ctx_.loop.clock().system();
@@ -47,7 +47,8 @@ void DeviceCodeSignIn::request_code() {
 
 void DeviceCodeSignIn::on_code(HttpResponse response) {
   // Only a loopback http:// identity server may send http:// verification pages.
-  auto outcome = parse_device_code_response(response, endpoints_->device_authorization);
+  auto outcome = parse_device_code_response(response, ctx_.loop.clock().system(),
+                                            endpoints_->device_authorization);
   if (auto* failure = std::get_if<AuthFailure>(&outcome)) {
     if (failure->kind == AuthFailure::Kind::transient) {
       const Millis delay =
@@ -89,8 +90,7 @@ void DeviceCodeSignIn::schedule_poll() {
 }
 
 void DeviceCodeSignIn::send_poll() {
-  HttpRequest request =
-      device_token_request(ctx_.config, ctx_.account, *endpoints_, flow_->code().device_code);
+  HttpRequest request = device_token_request(ctx_.account, *endpoints_, flow_->code().device_code);
   // A poll has a due time (the interval): it goes before bulk work of other accounts.
   request.priority = HttpPriority::urgent;
   flow_->poll_sent();
@@ -102,7 +102,8 @@ void DeviceCodeSignIn::send_poll() {
 
 void DeviceCodeSignIn::on_poll(HttpResponse response) {
   const auto now = ctx_.loop.clock().steady();
-  auto decision = flow_->on_poll_result(parse_token_response(response), now);
+  auto decision =
+      flow_->on_poll_result(parse_token_response(response, ctx_.loop.clock().system()), now);
   using Kind = DeviceFlow::Decision::Kind;
   switch (decision.kind) {
     case Kind::poll_again:

@@ -4,9 +4,9 @@
 
 namespace g2m {
 
-Endpoints microsoft_endpoints(const Config& config, const AccountConfig& account) {
-  const bool v1 = config.identity.protocol == Protocol::v1;
-  const std::string base = config.identity.authority + "/" + account.tenant + "/oauth2/";
+Endpoints microsoft_endpoints(const IdentityOptions& account) {
+  const bool v1 = account.platform.protocol == Protocol::v1;
+  const std::string base = account.platform.authority + "/" + account.tenant + "/oauth2/";
   Endpoints e{base + (v1 ? "devicecode" : "v2.0/devicecode"), base + (v1 ? "token" : "v2.0/token"),
               std::nullopt, std::nullopt};
   if (!v1) e.authorization = base + "v2.0/authorize";
@@ -50,9 +50,9 @@ std::variant<Endpoints, std::string> parse_discovery(const std::string& body) {
 }
 
 // Discovery retries are driven by the accounts' own timers: the resolver needs no loop.
-EndpointResolver::EndpointResolver(const Config& config, Http& http, Logger& log)
-    : config_(config), http_(http), log_(log) {
-  const auto& id = config_.identity;
+EndpointResolver::EndpointResolver(PlatformOptions platform, Http& http, Logger& log)
+    : platform_(std::move(platform)), http_(http), log_(log) {
+  const auto& id = platform_;
   if (id.provider == Provider::oidc && id.device_authorization_endpoint && id.token_endpoint) {
     explicit_ = Endpoints{*id.device_authorization_endpoint, *id.token_endpoint, std::nullopt,
                           std::nullopt};
@@ -62,9 +62,10 @@ EndpointResolver::EndpointResolver(const Config& config, Http& http, Logger& log
   }
 }
 
-void EndpointResolver::resolve(const AccountConfig& account, std::function<void(Result)> done) {
-  if (config_.identity.provider == Provider::microsoft) {
-    done(microsoft_endpoints(config_, account));
+void EndpointResolver::resolve(const IdentityOptions& account, const Clock& clock,
+                               std::function<void(Result)> done) {
+  if (platform_.provider == Provider::microsoft) {
+    done(microsoft_endpoints(account));
     return;
   }
   if (discovered_) {
@@ -72,25 +73,25 @@ void EndpointResolver::resolve(const AccountConfig& account, std::function<void(
     return;
   }
   waiters_.push_back(std::move(done));
-  if (!in_flight_) discover(0);
+  if (!in_flight_) discover(0, clock);
 }
 
-void EndpointResolver::discover(std::size_t url_index) {
+void EndpointResolver::discover(std::size_t url_index, const Clock& clock) {
   in_flight_ = true;
-  const auto urls = discovery_urls(config_.identity.issuer.value_or(""));
+  const auto urls = discovery_urls(platform_.issuer.value_or(""));
   HttpRequest request;
   request.url = urls[url_index];
   log_.debug("discovery: GET ", request.url);
-  http_.send(std::move(request), [this, url_index, urls](HttpResponse response) {
+  http_.send(std::move(request), [this, url_index, urls, &clock](HttpResponse response) {
     if (response.ok() && response.status == 404 && url_index + 1 < urls.size()) {
-      discover(url_index + 1);  // RFC 8414's location
+      discover(url_index + 1, clock);  // RFC 8414's location
       return;
     }
     if (response.ok() && response.status == 200) {
       auto parsed = parse_discovery(response.body);
       if (auto* endpoints = std::get_if<Endpoints>(&parsed)) {
         failures_ = 0;
-        const auto& id = config_.identity;
+        const auto& id = platform_;
         // Explicit endpoints in the config win over the document's.
         if (id.device_authorization_endpoint) {
           endpoints->device_authorization = *id.device_authorization_endpoint;
@@ -108,7 +109,7 @@ void EndpointResolver::discover(std::size_t url_index) {
       finish(f);
       return;
     }
-    AuthFailure f = classify_failure(response);
+    AuthFailure f = classify_failure(response, clock.system());
     if (f.kind != AuthFailure::Kind::transient && response.ok() && response.status == 404) {
       f.kind = AuthFailure::Kind::terminal;
       f.error = "invalid_discovery";

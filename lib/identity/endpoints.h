@@ -7,12 +7,15 @@
 #include <vector>
 
 #include "common/backoff.h"
+#include "common/clock.h"
 #include "common/logger.h"
-#include "config/config.h"
 #include "http/http.h"
+#include "identity/identity_options.h"
 #include "identity/oauth.h"
 
 namespace g2m {
+
+struct Config;
 
 // Where an account's sign-in and refresh requests go.
 struct Endpoints {
@@ -25,7 +28,7 @@ struct Endpoints {
 };
 
 // Microsoft's endpoints of an account: /{tenant}/oauth2/v2.0/... or the v1 ones.
-Endpoints microsoft_endpoints(const Config& config, const AccountConfig& account);
+Endpoints microsoft_endpoints(const IdentityOptions& account);
 
 // The discovery URLs of an issuer, in the order they are tried: OpenID Connect's
 // {issuer}/.well-known/openid-configuration, then RFC 8414's
@@ -40,17 +43,21 @@ std::variant<Endpoints, std::string> parse_discovery(const std::string& body);
 class EndpointResolver {
  public:
   using Result = std::variant<Endpoints, AuthFailure>;
+  EndpointResolver(PlatformOptions platform, Http& http, Logger& log);
+  // Transitional, until the bridge passes platform_options(config) (config/identity_options.cpp).
   EndpointResolver(const Config& config, Http& http, Logger& log);
 
   // `done` runs with the endpoints, or with a failure: transient (retry_after says when the next
-  // discovery attempt is) or terminal (the document lacks a key).
-  void resolve(const AccountConfig& account, std::function<void(Result)> done);
+  // discovery attempt is, an HTTP-date Retry-After read on `clock`) or terminal (the document
+  // lacks a key).
+  void resolve(const IdentityOptions& account, const Clock& clock,
+               std::function<void(Result)> done);
 
  private:
-  void discover(std::size_t url_index);
+  void discover(std::size_t url_index, const Clock& clock);
   void finish(const Result& result);
 
-  const Config& config_;
+  PlatformOptions platform_;
   Http& http_;
   Logger& log_;
   std::optional<Endpoints> discovered_;

@@ -5,14 +5,9 @@ namespace g2m {
 namespace {
 constexpr const char* kDeviceCodeGrant = "urn:ietf:params:oauth:grant-type:device_code";
 
-bool v1(const Config& config) {
-  return config.identity.provider == Provider::microsoft &&
-         config.identity.protocol == Protocol::v1;
-}
-
 using Form = std::vector<std::pair<std::string, std::string>>;
 
-HttpRequest post(const std::string& url, const AccountConfig& account, Form form) {
+HttpRequest post(const std::string& url, const IdentityOptions& account, Form form) {
   // Google and other confidential device clients need the secret; public clients send none
   // (Microsoft refuses one from a public client with AADSTS700025).
   if (account.client_secret) form.emplace_back("client_secret", account.client_secret->reveal());
@@ -24,9 +19,8 @@ HttpRequest post(const std::string& url, const AccountConfig& account, Form form
 }
 }  // namespace
 
-HttpRequest device_code_request(const Config& config, const AccountConfig& account,
-                                const Endpoints& endpoints) {
-  if (v1(config)) {
+HttpRequest device_code_request(const IdentityOptions& account, const Endpoints& endpoints) {
+  if (account.platform.v1()) {
     return post(endpoints.device_authorization, account,
                 {{"client_id", account.client_id}, {"resource", account.resource.value_or("")}});
   }
@@ -35,18 +29,18 @@ HttpRequest device_code_request(const Config& config, const AccountConfig& accou
       {{"client_id", account.client_id}, {"scope", join_scopes(requested_scopes(account.scopes))}});
 }
 
-HttpRequest device_token_request(const Config& config, const AccountConfig& account,
-                                 const Endpoints& endpoints, const Secret& device_code) {
+HttpRequest device_token_request(const IdentityOptions& account, const Endpoints& endpoints,
+                                 const Secret& device_code) {
   // v1 names the device code `code` (the original ADAL endpoints).
   return post(endpoints.token, account,
               {{"grant_type", kDeviceCodeGrant},
                {"client_id", account.client_id},
-               {v1(config) ? "code" : "device_code", device_code.reveal()}});
+               {account.platform.v1() ? "code" : "device_code", device_code.reveal()}});
 }
 
-HttpRequest authorization_code_request(const Config& /*config*/, const AccountConfig& account,
-                                       const Endpoints& endpoints, const Secret& code,
-                                       const std::string& redirect_uri, const Secret& verifier) {
+HttpRequest authorization_code_request(const IdentityOptions& account, const Endpoints& endpoints,
+                                       const Secret& code, const std::string& redirect_uri,
+                                       const Secret& verifier) {
   return post(endpoints.token, account,
               {{"grant_type", "authorization_code"},
                {"client_id", account.client_id},
@@ -56,25 +50,25 @@ HttpRequest authorization_code_request(const Config& /*config*/, const AccountCo
                {"scope", join_scopes(requested_scopes(account.scopes))}});
 }
 
-HttpRequest refresh_request(const Config& config, const AccountConfig& account,
-                            const Endpoints& endpoints, const Secret& refresh_token) {
+HttpRequest refresh_request(const IdentityOptions& account, const Endpoints& endpoints,
+                            const Secret& refresh_token) {
   Form form = {{"grant_type", "refresh_token"},
                {"client_id", account.client_id},
                {"refresh_token", refresh_token.reveal()}};
-  if (v1(config))
+  if (account.platform.v1())
     form.emplace_back("resource", account.resource.value_or(""));
   else
     form.emplace_back("scope", join_scopes(requested_scopes(account.scopes)));
   return post(endpoints.token, account, std::move(form));
 }
 
-TokenBinding token_binding(const Config& config, const AccountConfig& account) {
-  const auto& id = config.identity;
+TokenBinding token_binding(const IdentityOptions& account) {
+  const auto& id = account.platform;
   if (id.provider == Provider::oidc) {
     return TokenBinding{account.client_id, "", id.issuer.value_or(id.token_endpoint.value_or("")),
                         "oidc"};
   }
-  return TokenBinding{account.client_id, account.tenant, id.authority, v1(config) ? "v1" : "v2"};
+  return TokenBinding{account.client_id, account.tenant, id.authority, id.v1() ? "v1" : "v2"};
 }
 
 TokenSet make_token_set(TokenResponse response, SystemTime now, const TokenSet* previous) {

@@ -107,7 +107,7 @@ std::string strip_control_characters(std::string_view text) {
   return out;
 }
 
-AuthFailure classify_failure(const HttpResponse& response) {
+AuthFailure classify_failure(const HttpResponse& response, SystemTime now) {
   AuthFailure f;
   if (!response.ok()) {
     f.kind = AuthFailure::Kind::transient;
@@ -116,8 +116,7 @@ AuthFailure classify_failure(const HttpResponse& response) {
     return f;
   }
   f.http_status = response.status;
-  // The one wall-clock read left in the identity code: an HTTP-date Retry-After.
-  f.retry_after = parse_retry_after(response.retry_after, std::chrono::system_clock::now());
+  f.retry_after = parse_retry_after(response.retry_after, now);
   const auto doc = body_object(response);
   const bool server_busy = response.status == 429 || response.status >= 500;
   if (doc) {
@@ -160,12 +159,12 @@ AuthFailure classify_failure(const HttpResponse& response) {
   return f;
 }
 
-AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
+AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response, SystemTime now,
                                                    std::string_view authority) {
-  if (!response.ok() || response.status != 200) return classify_failure(response);
+  if (!response.ok() || response.status != 200) return classify_failure(response, now);
   const auto doc = body_object(response);
   // Microsoft's /devicecode returns errors with HTTP 200 (MSAL.NET: expectErrorsOn200OK).
-  if (!doc || doc->HasMember("error")) return classify_failure(response);
+  if (!doc || doc->HasMember("error")) return classify_failure(response, now);
   DeviceCode code;
   auto device_code = json::get_string(*doc, "device_code");
   auto user_code = json::get_string(*doc, "user_code");
@@ -215,11 +214,11 @@ AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
   return code;
 }
 
-AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response) {
-  if (!response.ok() || response.status != 200) return classify_failure(response);
+AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response, SystemTime now) {
+  if (!response.ok() || response.status != 200) return classify_failure(response, now);
   const auto doc = body_object(response);
   // GitHub and others send authorization_pending with HTTP 200.
-  if (!doc || doc->HasMember("error")) return classify_failure(response);
+  if (!doc || doc->HasMember("error")) return classify_failure(response, now);
   auto access = json::get_string(*doc, "access_token");
   if (!access || access->empty()) {
     return invalid_response(response.status, "the token answer has no access_token");

@@ -63,17 +63,18 @@ inline constexpr Seconds kMaxPollInterval{60};
 inline constexpr Seconds kMaxAccessTokenLifetime{24 * 3600};
 inline constexpr std::size_t kMaxUserCodeLength = 32;
 
-// Response classification and parsing: pure functions of the HTTP answer.
+// Response classification and parsing: pure functions of the HTTP answer and of `now`, the
+// injected clock's system time when it arrived (an HTTP-date Retry-After becomes a delay from it).
 // `authority` is the URL the device-code request went to (under identity.authority, or the OIDC
 // device endpoint): only when it is a loopback http:// URL may the verification URIs be http://
 // too; otherwise (and when it is left empty) they must be https://. A URI that is not, or a
 // user_code that is not 1-32 printable ASCII characters, is an `invalid_response` (transient:
 // retried). Control characters are removed from `message`.
-AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response,
+AuthOutcome<DeviceCode> parse_device_code_response(const HttpResponse& response, SystemTime now,
                                                    std::string_view authority = {});
-AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response);
+AuthOutcome<TokenResponse> parse_token_response(const HttpResponse& response, SystemTime now);
 // Classifies an answer that is not a success (shared by the two parsers and by refresh).
-AuthFailure classify_failure(const HttpResponse& response);
+AuthFailure classify_failure(const HttpResponse& response, SystemTime now);
 
 // Whether `authority` is a loopback http:// URL (the only case where http:// verification URIs
 // are accepted).

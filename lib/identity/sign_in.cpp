@@ -49,8 +49,7 @@ void SignInDriver::enter(SignInPhase phase) {
 }
 
 bool SignInDriver::browser_possible() const {
-  const auto& id = ctx_.config.identity;
-  if (id.provider == Provider::microsoft && id.protocol == Protocol::v1) return false;
+  if (ctx_.account.platform.v1()) return false;
   return ctx_.account.redirect_uri.has_value();
 }
 
@@ -88,24 +87,25 @@ void SignInDriver::start(SignInMethod method, bool fallback_to_browser) {
 void SignInDriver::resolve() {
   resolving_ = true;
   const std::uint64_t epoch = epoch_;
-  ctx_.endpoints.resolve(ctx_.account, [this, epoch](EndpointResolver::Result result) {
-    if (epoch != epoch_ || !resolving_) return;  // cancelled meanwhile
-    resolving_ = false;
-    if (auto* failure = std::get_if<AuthFailure>(&result)) {
-      if (failure->kind == AuthFailure::Kind::transient) {
-        Jitter jitter(seed_ + static_cast<std::uint64_t>(resolve_failures_));
-        const Millis delay =
-            retry_delay(resolve_failures_, Seconds(5), kMaxBackoff, jitter, failure->retry_after);
-        retry_timer_.start_after(delay, [this] { resolve(); });
-        events_.transient_error(*failure, delay);
-        return;
-      }
-      finish(SignInEnd::error, failure);
-      return;
-    }
-    endpoints_ = std::get<Endpoints>(result);
-    begin_method(requested_method_);
-  });
+  ctx_.endpoints.resolve(
+      ctx_.account, ctx_.loop.clock(), [this, epoch](EndpointResolver::Result result) {
+        if (epoch != epoch_ || !resolving_) return;  // cancelled meanwhile
+        resolving_ = false;
+        if (auto* failure = std::get_if<AuthFailure>(&result)) {
+          if (failure->kind == AuthFailure::Kind::transient) {
+            Jitter jitter(seed_ + static_cast<std::uint64_t>(resolve_failures_));
+            const Millis delay = retry_delay(resolve_failures_, Seconds(5), kMaxBackoff, jitter,
+                                             failure->retry_after);
+            retry_timer_.start_after(delay, [this] { resolve(); });
+            events_.transient_error(*failure, delay);
+            return;
+          }
+          finish(SignInEnd::error, failure);
+          return;
+        }
+        endpoints_ = std::get<Endpoints>(result);
+        begin_method(requested_method_);
+      });
 }
 
 void SignInDriver::begin_method(SignInMethod method) {
@@ -162,7 +162,7 @@ void SignInDriver::fetch_user(TokenSet tokens) {
   // announcing the sign-in, so signed_in carries the user (docs/mqtt-api.md "Topics the agent
   // publishes" auth/state U).
   enter(SignInPhase::fetching_user);
-  const bool oidc = ctx_.config.identity.provider == Provider::oidc;
+  const bool oidc = ctx_.account.platform.provider == Provider::oidc;
   auto pending = std::make_shared<TokenSet>(std::move(tokens));
   const std::uint64_t epoch = epoch_;
   auto finish_approved = [this, pending] {
@@ -180,8 +180,7 @@ void SignInDriver::fetch_user(TokenSet tokens) {
   auth.bearer = [pending]() -> std::optional<std::string> {
     return pending->access_token.reveal();
   };
-  const auto& id = ctx_.config.identity;
-  const std::string base = oidc ? *endpoints_->userinfo : id.graph;
+  const std::string base = oidc ? *endpoints_->userinfo : ctx_.account.platform.graph;
   graph_fetch(
       ctx_.http, ctx_.loop.clock(), GraphGet{base, oidc ? "" : "/me", 1, kDefaultMaxGraphBytes},
       auth, [this, pending, epoch, oidc, finish_approved](GraphResult result) {

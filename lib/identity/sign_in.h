@@ -8,9 +8,9 @@
 
 #include "common/clock.h"
 #include "common/logger.h"
-#include "config/config.h"
 #include "http/http.h"
 #include "identity/endpoints.h"
+#include "identity/identity_context.h"
 #include "identity/oauth.h"
 #include "identity/sign_in_method.h"
 #include "identity/token_set.h"
@@ -72,15 +72,8 @@ class SignInEvents {
   virtual void ended(SignInEnd end, const AuthFailure* failure) = 0;
 };
 
-struct SignInContext {
-  const Config& config;
-  const AccountConfig& account;
-  EventLoop& loop;
-  Http& http;
-  EndpointResolver& endpoints;
-  Logger& log;
-  std::uint64_t seed = 0;
-};
+// A sign-in needs nothing beyond the account's identity context.
+using SignInContext = IdentityContext;
 
 // What `complete` (or the terminal's pasted address) came to.
 struct CompleteOutcome {

@@ -27,7 +27,7 @@ TokenKeeper::~TokenKeeper() {
 }
 
 TokenBinding TokenKeeper::binding() const {
-  return token_binding(ctx_.config, ctx_.account);
+  return token_binding(ctx_.account);
 }
 
 TokenStore::LoadResult TokenKeeper::load() {
@@ -112,24 +112,24 @@ void TokenKeeper::refresh(std::function<void(bool)> done) {
   }
   resolving_ = true;
   const std::uint64_t epoch = epoch_;
-  ctx_.endpoints.resolve(ctx_.account, [this, epoch](EndpointResolver::Result result) {
-    if (!resolving_ || epoch != epoch_) return;  // forgotten meanwhile
-    resolving_ = false;
-    if (auto* failure = std::get_if<AuthFailure>(&result)) {
-      // No endpoints yet: keep the tokens and try again later.
-      AuthFailure f = *failure;
-      f.kind = AuthFailure::Kind::transient;
-      on_failure(f);
-      return;
-    }
-    endpoints_ = std::get<Endpoints>(result);
-    send();
-  });
+  ctx_.endpoints.resolve(ctx_.account, ctx_.loop.clock(),
+                         [this, epoch](EndpointResolver::Result result) {
+                           if (!resolving_ || epoch != epoch_) return;  // forgotten meanwhile
+                           resolving_ = false;
+                           if (auto* failure = std::get_if<AuthFailure>(&result)) {
+                             // No endpoints yet: keep the tokens and try again later.
+                             AuthFailure f = *failure;
+                             f.kind = AuthFailure::Kind::transient;
+                             on_failure(f);
+                             return;
+                           }
+                           endpoints_ = std::get<Endpoints>(result);
+                           send();
+                         });
 }
 
 void TokenKeeper::send() {
-  HttpRequest request =
-      refresh_request(ctx_.config, ctx_.account, *endpoints_, tokens_->refresh_token);
+  HttpRequest request = refresh_request(ctx_.account, *endpoints_, tokens_->refresh_token);
   // Refreshes keep accounts signed in: never behind other accounts' code requests or fetches.
   request.priority = HttpPriority::urgent;
   ctx_.log.debug(ctx_.account.name, ": refreshing the access token");
@@ -144,7 +144,7 @@ void TokenKeeper::on_answer(HttpResponse response) {
     finish(false);
     return;
   }
-  auto outcome = parse_token_response(response);
+  auto outcome = parse_token_response(response, ctx_.loop.clock().system());
   if (auto* t = std::get_if<TokenResponse>(&outcome)) {
     failures_ = 0;
     tokens_ = make_token_set(std::move(*t), ctx_.loop.clock().system(), &*tokens_);

@@ -8,10 +8,10 @@
 
 #include "common/backoff.h"
 #include "common/logger.h"
-#include "config/config.h"
 #include "graph/graph_fetch.h"
 #include "http/http.h"
 #include "identity/endpoints.h"
+#include "identity/identity_context.h"
 #include "identity/oauth.h"
 #include "identity/token_set.h"
 #include "identity/token_store.h"
@@ -32,15 +32,8 @@ class TokenEvents {
   virtual void refresh_refused(const AuthFailure& failure) = 0;
 };
 
-struct TokenKeeperContext {
-  const Config& config;
-  const AccountConfig& account;
-  EventLoop& loop;
-  Http& http;
+struct TokenKeeperContext : IdentityContext {
   TokenStore& store;
-  EndpointResolver& endpoints;
-  Logger& log;
-  std::uint64_t seed = 0;
   std::size_t index = 0;  // position among the accounts: spreads their refreshes
   std::size_t account_count = 1;
   std::uint64_t refresh_offset = 0;
@@ -79,9 +72,10 @@ class TokenKeeper {
   // One more attempt to store tokens that are still only in memory (at shutdown).
   void flush();
   GraphAuth graph_auth();
+  // Which configuration the tokens belong to (the token file records it).
+  TokenBinding binding() const;
 
  private:
-  TokenBinding binding() const;
   bool persist();
   void schedule();
   void send();

@@ -21,6 +21,9 @@ using g2m::fuzz::require;
 
 constexpr long kStatuses[] = {200, 400, 401, 403, 429, 500, 503, 0};
 const char* const kRetryAfter[] = {nullptr, "7", "Wed, 21 Oct 2015 07:28:00 GMT", "soon"};
+// When the answer arrives: 28 minutes before the HTTP-date above.
+const g2m::SystemTime kNow =
+    std::chrono::sys_days{std::chrono::year{2015} / 10 / 21} + std::chrono::hours(7);
 
 void check_failure(const g2m::AuthFailure& f, const g2m::HttpResponse& r) {
   require(!f.description.empty() || f.error.empty(), "a failure with an error is described");
@@ -68,7 +71,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   switch (selector & 3) {
     case 0: {
-      const auto outcome = g2m::parse_device_code_response(r);
+      const auto outcome = g2m::parse_device_code_response(r, kNow);
       if (const auto* code = std::get_if<g2m::DeviceCode>(&outcome)) {
         require(r.ok() && r.status == 200, "a device code comes only with HTTP 200");
         require(!code->device_code.empty() && !code->user_code.empty(),
@@ -94,7 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 1: {
-      const auto outcome = g2m::parse_token_response(r);
+      const auto outcome = g2m::parse_token_response(r, kNow);
       if (const auto* tokens = std::get_if<g2m::TokenResponse>(&outcome)) {
         require(r.ok() && r.status == 200, "tokens come only with HTTP 200");
         require(!tokens->access_token.empty(), "a token answer has an access token");
@@ -117,7 +120,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case 2:
-      check_failure(g2m::classify_failure(r), r);
+      check_failure(g2m::classify_failure(r, kNow), r);
       break;
     case 3:
       if (auto user = g2m::user_from_id_token(r.body)) {

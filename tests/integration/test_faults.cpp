@@ -7,6 +7,7 @@
 #include "harness_fault_proxy.h"
 #include "scenario_broker.h"
 #include "scenario_commands.h"
+#include "scenario_identity.h"
 
 using namespace g2m::test;
 
@@ -53,21 +54,6 @@ void wait_for_resources(Scenario& s) {
 
 bool mentions(const std::string& text, const std::string& word) {
   return lower(text).find(word) != std::string::npos;
-}
-
-// A command whose request to the identity platform fails in transit: an error reply a client
-// may repeat (retry_in), and an auth_error `expected` with the agent's own retry_in. Returns that
-// event. Marks its own start, so `since` marks taken before it still see what follows.
-rapidjson::Document transient_auth_failure(Scenario& s, const std::string& action,
-                                           const std::string& expected) {
-  const auto since = s.display.mark();
-  auto reply = s.display.request(action, R"({"account":"kitchen"})");
-  CHECK(json_str(reply, "status") == "error");
-  CHECK(reply["retry_in"].IsInt());
-  auto error = s.wait_event("kitchen", "auth_error", since).json();
-  CHECK(json_str(error, "error") == expected);
-  REQUIRE(error["retry_in"].IsInt());
-  return error;
 }
 
 // A resource refresh command, sent again after retry_in while the per-second limit refuses it.
@@ -117,15 +103,8 @@ TEST_SUITE("faults") {
 
   TEST_CASE("faults: a truncated token answer is retried and the sign-in completes") {
     Scenario s;
-    s.simulator.fail(
-        R"({"endpoint":"token","count":2,"status":200,"body":"{\"access_token\":\"trunc"})");
-    const auto since = s.display.mark();
-    const auto code = s.login();
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "invalid_response");
-    CHECK(error["retry_in"].IsInt());
-    s.simulator.approve(code);
-    s.wait_state("kitchen", "signed_in", since, 30s);
+    unusable_token_answers_are_retried(
+        s, R"({"endpoint":"token","count":2,"status":200,"body":"{\"access_token\":\"trunc"})");
   }
 
   TEST_CASE("faults: an identity platform whose certificate another CA signed fails closed") {

@@ -13,6 +13,7 @@
 #include "json/json.h"
 #include "scenario.h"
 #include "scenario_commands.h"
+#include "scenario_identity.h"
 
 using namespace g2m::test;
 
@@ -111,26 +112,13 @@ TEST_SUITE("hardening") {
   TEST_CASE("hardening: a device-code answer nested 200,000 levels deep is invalid_response") {
     Scenario s;
     s.simulator.fail(answer_once("devicecode", kDeep));
-    const auto since = s.display.mark();
-    auto reply = s.display.request("login", R"({"account":"kitchen"})");
-    CHECK(json_str(reply, "status") == "error");
-    CHECK(reply["retry_in"].IsInt());
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "invalid_response");
-    CHECK(error["retry_in"].IsInt());
+    transient_auth_failure(s, "login", "invalid_response");
     CHECK(s.agent->running());
   }
 
   TEST_CASE("hardening: token answers nested 200,000 levels deep are retried; the sign-in ends") {
     Scenario s;
-    s.simulator.fail(answer_once("token", kDeep, 2));
-    const auto since = s.display.mark();
-    const auto code = s.login();
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "invalid_response");
-    CHECK(error["retry_in"].IsInt());
-    s.simulator.approve(code);
-    s.wait_state("kitchen", "signed_in", since, 30s);
+    unusable_token_answers_are_retried(s, answer_once("token", kDeep, 2));
   }
 
   TEST_CASE("hardening: a device-code answer with an http:// verification_uri is refused") {
@@ -139,12 +127,7 @@ TEST_SUITE("hardening") {
         "devicecode",
         R"({"device_code":"DC","user_code":"ABCD1234","verification_uri":"http://phish.example/)"
         R"(devicelogin","expires_in":900,"interval":1})"));
-    const auto since = s.display.mark();
-    auto reply = s.display.request("login", R"({"account":"kitchen"})");
-    CHECK(json_str(reply, "status") == "error");
-    auto error = s.wait_event("kitchen", "auth_error", since).json();
-    CHECK(json_str(error, "error") == "invalid_response");
-    CHECK(error["retry_in"].IsInt());
+    const auto error = transient_auth_failure(s, "login", "invalid_response");
     CHECK(json_str(error, "description").find("https") != std::string::npos);
     // Nothing was shown to a display.
     const auto code = s.display.retained_value("graph2mqtt/kitchen/auth/code");

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { browserLogin } from './browser-login.mjs';
+import { Browser, excerpt, forms, links } from './html-browser.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const env = process.env;
@@ -198,64 +199,9 @@ async function request(base, action, body, seconds = 15) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A small browser: plain fetch, a cookie jar, redirects followed by hand, forms read from HTML.
-const decodeHtml = (s) => s.replace(/&quot;/g, '"').replace(/&#39;|&#x27;/g, "'").replace(/&lt;/g, '<')
-  .replace(/&gt;/g, '>').replace(/&#x2F;/g, '/').replace(/&amp;/g, '&');
-function attributes(s) {
-  const out = {};
-  for (const m of s.matchAll(/([\w.:-]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+)))?/g)) {
-    out[m[1].toLowerCase()] = decodeHtml(m[2] ?? m[3] ?? m[4] ?? '');
-  }
-  return out;
-}
-function forms(html) {
-  return [...html.matchAll(/<form\b([^>]*)>([\s\S]*?)<\/form>/gi)].map(([, attrs, inner]) => {
-    const a = attributes(attrs);
-    const inputs = [...inner.matchAll(/<input\b([^>]*)>/gi)].map(([, ia]) => attributes(ia));
-    const fields = {};
-    for (const i of inputs) if (i.name && (i.type === 'hidden' || i.value !== undefined)) fields[i.name] = i.value ?? '';
-    return { id: a.id, action: a.action, method: (a.method || 'get').toLowerCase(), inputs, fields };
-  });
-}
-const links = (html) => [...html.matchAll(/<a\b([^>]*)>([\s\S]*?)<\/a>/gi)].map(([, attrs, text]) => ({ href: attributes(attrs).href, text: text.trim() }));
-
-class Browser {
-  constructor() { this.jar = new Map(); this.trail = []; }
-  async go(url, { method = 'GET', form } = {}) {
-    for (let hop = 0; hop < 15; hop += 1) {
-      const headers = {};
-      if (this.jar.size) headers.cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-      let body;
-      if (form) { body = new URLSearchParams(form).toString(); headers['content-type'] = 'application/x-www-form-urlencoded'; }
-      const res = await fetch(url, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(10_000) });
-      for (const c of res.headers.getSetCookie()) {
-        const [pair, ...attrs] = c.split(';');
-        const eq = pair.indexOf('=');
-        const name = pair.slice(0, eq).trim();
-        const value = pair.slice(eq + 1).trim();
-        const gone = attrs.some((a) => /^\s*max-age=0\s*$/i.test(a) || (/^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]) < Date.now()));
-        if (gone) this.jar.delete(name); else this.jar.set(name, value);
-      }
-      this.trail.push(`${method} ${new URL(url).pathname} → ${res.status}`);
-      if ([301, 302, 303, 307, 308].includes(res.status)) {
-        url = new URL(res.headers.get('location'), url).href;
-        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) { method = 'GET'; form = undefined; }
-        await res.arrayBuffer();
-        continue;
-      }
-      return { url, status: res.status, text: await res.text() };
-    }
-    throw new Error(`too many redirects: ${this.trail.join(', ')}`);
-  }
-  submit(page, form, extra = {}) {
-    const action = new URL(form.action || page.url, page.url).href;
-    return this.go(action, { method: form.method === 'post' ? 'POST' : 'GET', form: { ...form.fields, ...extra } });
-  }
-  where() { return this.trail.join(', '); }
-}
 function needForm(page, what, pred, b) {
   const f = forms(page.text).find(pred);
-  if (!f) throw new Error(`no ${what} on ${new URL(page.url).pathname} (HTTP ${page.status}); went ${b.where()}; page: ${page.text.replace(/<style[\s\S]*?<\/style>/g, '').replace(/\s+/g, ' ').slice(0, 400)}`);
+  if (!f) throw new Error(`no ${what} on ${new URL(page.url).pathname} (HTTP ${page.status}); went ${b.where()}; page: ${excerpt(page.text)}`);
   return f;
 }
 

@@ -69,4 +69,12 @@ class FakeMqttClient : public MqttClient {
   }
 };
 
+// A broker with room: connected, every publish acknowledged at once.
+struct ConnectedMqttClient : FakeMqttClient {
+  ConnectedMqttClient() {
+    up = true;
+    auto_ack = true;
+  }
+};
+
 }  // namespace g2m::test

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -31,6 +32,12 @@ class TempDir {
     fs::remove_all(path_, ec);
   }
   const std::filesystem::path& path() const { return path_; }
+  // Writes `content` to the file `name` in the folder; returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& content) const {
+    const std::filesystem::path p = path_ / name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
 
  private:
   std::filesystem::path path_;

@@ -9,6 +9,7 @@
 
 #include "common/duration.h"
 #include "config/config.h"
+#include "temp_dir.h"
 
 // Failed CHECK_EQs on error lists print the lists, one error per line.
 template <>
@@ -26,6 +27,8 @@ using g2m::ConfigError;
 using g2m::parse_config;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
+
+using g2m::test::TempDir;
 
 namespace {
 
@@ -45,33 +48,6 @@ std::vector<std::string> errors_of(const std::string& yaml) {
 std::vector<std::string> warnings_of(const std::string& yaml) {
   return parse_config(yaml, "config.yaml").warnings;
 }
-
-// A folder of its own for files a config names, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "g2m-config-XXXXXX").string();
-    const char* made = mkdtemp(pattern.data());
-    REQUIRE(made != nullptr);
-    path_ = made;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  fs::path write(const std::string& name, const std::string& content) const {
-    const fs::path p = path_ / name;
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 fs::path source_dir() {
 #ifdef G2M_SOURCE_DIR

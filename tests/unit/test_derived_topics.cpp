@@ -9,22 +9,12 @@
 #include <map>
 #include <vector>
 
-#include "fake_clock.h"
-#include "fake_mqtt_client.h"
 #include "mqtt/derived_topics.h"
-#include "mqtt/mqtt_session.h"
+#include "mqtt_rig.h"
 
 using namespace g2m;
 
 namespace {
-
-// A broker with room: connected, every publish acknowledged at once.
-struct RecordingClient : test::FakeMqttClient {
-  RecordingClient() {
-    up = true;
-    auto_ack = true;
-  }
-};
 
 Config config(bool plain) {
   return parse_config(std::string("mqtt:\n  server: mqtt://localhost\n  plain_topics: ") +
@@ -37,7 +27,7 @@ Config config(bool plain) {
                       "config.yaml");
 }
 
-struct World {
+struct World : test::MqttRig {
   explicit World(bool plain) : cfg(config(plain)), derived(cfg, session) {
     session.on_retained_set(
         [this](const std::string& t, const std::string& p, std::optional<SystemTime> at) {
@@ -57,12 +47,6 @@ struct World {
     }
     return std::nullopt;
   }
-  test::FakeClock clock;
-  test::FakePoller poller{clock};
-  EventLoop loop{clock, poller};
-  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  RecordingClient client;
-  MqttSession session{loop, client, log};
   Config cfg;
   DerivedTopics derived;
 };

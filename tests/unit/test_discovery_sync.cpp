@@ -6,27 +6,18 @@
 #include <algorithm>
 #include <vector>
 
-#include "fake_clock.h"
-#include "fake_mqtt_client.h"
 #include "homeassistant/discovery_sync.h"
+#include "mqtt_rig.h"
 
 using namespace g2m;
 
 namespace {
 
-// A broker with room: connected, every publish acknowledged at once.
-struct RecordingClient : test::FakeMqttClient {
-  RecordingClient() {
-    up = true;
-    auto_ack = true;
-  }
-};
-
 const std::string kOwn = R"({"availability":[{"topic":"graph2mqtt/bridge/state"}]})";
 const std::string kOldState = "homeassistant/sensor/graph2mqtt_kitchen/auth_state/config";
 const std::string kDevice = "homeassistant/device/graph2mqtt_kitchen/config";
 
-struct World {
+struct World : test::MqttRig {
   explicit World(bool enabled = true)
       : cfg(parse_config(std::string("mqtt:\n  server: mqtt://localhost\nhomeassistant:\n  "
                                      "enabled: ") +
@@ -75,12 +66,6 @@ struct World {
     loop.run_once(Millis(0));
   }
 
-  test::FakeClock clock;
-  test::FakePoller poller{clock};
-  EventLoop loop{clock, poller};
-  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  RecordingClient client;
-  MqttSession session{loop, client, log};
   Config cfg;
   DiscoverySync sync;
 };

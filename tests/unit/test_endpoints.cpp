@@ -5,16 +5,19 @@
 
 using namespace g2m;
 
+namespace {
+const SystemTime kNow = std::chrono::sys_days{std::chrono::year{2026} / 12 / 3};
+}  // namespace
+
 TEST_CASE("endpoints: Microsoft v2 and v1 endpoints are built from authority and tenant") {
-  Config config;
-  AccountConfig account;
+  IdentityOptions account;
   account.tenant = "organizations";
-  auto v2 = microsoft_endpoints(config, account);
+  auto v2 = microsoft_endpoints(account);
   CHECK(v2.device_authorization ==
         "https://login.microsoftonline.com/organizations/oauth2/v2.0/devicecode");
   CHECK(v2.token == "https://login.microsoftonline.com/organizations/oauth2/v2.0/token");
-  config.identity.protocol = Protocol::v1;
-  auto v1 = microsoft_endpoints(config, account);
+  account.platform.protocol = Protocol::v1;
+  auto v1 = microsoft_endpoints(account);
   CHECK(v1.device_authorization ==
         "https://login.microsoftonline.com/organizations/oauth2/devicecode");
   CHECK(v1.token == "https://login.microsoftonline.com/organizations/oauth2/token");
@@ -51,12 +54,12 @@ TEST_CASE("endpoints: form-encoded answers (GitHub) are understood") {
   r.body =
       "device_code=3584d83530557fdd1f46af8289938c8ef79f9dc5&expires_in=900&interval=5&"
       "user_code=WDJB-MJHT&verification_uri=https%3A%2F%2Fgithub.com%2Flogin%2Fdevice";
-  auto code = parse_device_code_response(r);
+  auto code = parse_device_code_response(r, kNow);
   REQUIRE(std::holds_alternative<DeviceCode>(code));
   CHECK(std::get<DeviceCode>(code).verification_uri == "https://github.com/login/device");
   CHECK(std::get<DeviceCode>(code).user_code == "WDJB-MJHT");
   r.body = "error=authorization_pending&error_description=pending+still";
-  auto poll = parse_token_response(r);
+  auto poll = parse_token_response(r, kNow);
   REQUIRE(std::holds_alternative<AuthFailure>(poll));
   CHECK(std::get<AuthFailure>(poll).error == "authorization_pending");
   CHECK(std::get<AuthFailure>(poll).description == "pending still");

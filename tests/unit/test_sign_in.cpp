@@ -4,27 +4,17 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
-#include "fake_clock.h"
+#include "common/time_format.h"
 #include "identity/authorization_code.h"
 #include "identity/sign_in.h"
-#include "recording_http.h"
+#include "identity_rig.h"
 
 using namespace g2m;
 using namespace std::chrono_literals;
 
 namespace {
 
-const char* const kClientId = "3f2c1a9e-5b7d-4c8e-9a1f-2d3e4f5a6b7c";
-
-Config make_config(const std::string& extra = "") {
-  return parse_config(std::string("mqtt:\n  server: mqtt://localhost\n"
-                                  "identity:\n  authority: http://127.0.0.1:9\n"
-                                  "  graph: http://127.0.0.1:9/v1.0\n"
-                                  "accounts:\n  kitchen:\n    client_id: ") +
-                          kClientId + "\n" + extra,
-                      "config.yaml");
-}
+using test::kKitchenClientId;
 
 std::string b64(const std::string& text) {
   return base64url(reinterpret_cast<const unsigned char*>(text.data()), text.size());
@@ -101,28 +91,10 @@ struct Recorder final : SignInEvents {
   }
 };
 
-struct Rig {
-  explicit Rig(const std::string& extra = "")
-      : config(make_config(extra)),
-        loop(clock, poller),
-        resolver(config, http, log),
-        driver(SignInContext{config, config.accounts[0], loop, http, resolver, log, 42}, events) {}
+struct Rig : test::IdentityRig {
+  explicit Rig(IdentityOptions account = test::kitchen_options())
+      : IdentityRig(std::move(account)), driver(context(42), events) {}
 
-  // Runs the loop until the next timer has fired (the fake poller jumps the clock there).
-  void run_timers(Millis up_to) {
-    const auto until = clock.steady() + up_to;
-    while (clock.steady() < until && !http.has_pending() && loop.timer_count() > 0) {
-      loop.run_once(std::chrono::duration_cast<Millis>(until - clock.steady()));
-    }
-  }
-
-  test::FakeClock clock;
-  test::FakePoller poller{clock};
-  test::RecordingHttp http;
-  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  Config config;
-  EventLoop loop;
-  EndpointResolver resolver;
   Recorder events;
   SignInDriver driver;
 };
@@ -143,12 +115,12 @@ TEST_CASE("sign-in: a device-code sign-in goes from the request to waiting, poll
 
   // No poll before a whole interval has passed.
   const auto issued = rig.clock.steady();
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   REQUIRE(rig.http.has_pending());
   CHECK(rig.clock.steady() - issued == 5s);
   CHECK(param("?" + rig.http.oldest().body, "device_code") == "DC-secret");
   rig.http.answer(400, R"({"error":"authorization_pending"})");
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   CHECK(rig.clock.steady() - issued == 10s);
   rig.http.answer(200, token_answer());
   // The approval is handled when the loop has time (after due timers: other accounts' polls).
@@ -166,7 +138,7 @@ TEST_CASE("sign-in: an approval not yet handled is dropped by a cancel, never ad
   Rig rig;
   rig.driver.start(SignInMethod::device_code, false);
   rig.http.answer(200, kDeviceCode);
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   rig.http.answer(200, token_answer());
   rig.driver.cancel();
   rig.loop.run_once(0ms);
@@ -180,7 +152,7 @@ TEST_CASE("sign-in: without a name in the id_token the user is looked up before 
   Rig rig;
   rig.driver.start(SignInMethod::device_code, false);
   rig.http.answer(200, kDeviceCode);
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   rig.http.answer(200, token_answer(/*with_id_token=*/false));
   rig.loop.run_once(0ms);
   CHECK(rig.driver.phase() == SignInPhase::fetching_user);
@@ -202,7 +174,7 @@ TEST_CASE("sign-in: a failed device-code request is retried with backoff and say
   REQUIRE(rig.driver.retry_in());
   CHECK(*rig.driver.retry_in() > 0ms);
   CHECK_FALSE(rig.driver.prompt());
-  rig.run_timers(10min);
+  rig.run_until_request(10min);
   REQUIRE(rig.http.has_pending());
   CHECK(rig.http.all().size() == 2);
   rig.http.answer(200, kDeviceCode);
@@ -221,7 +193,7 @@ TEST_CASE("sign-in: a browser sign-in sends nothing until the address comes back
   REQUIRE(p.sign_in_url);
   const std::string& url = *p.sign_in_url;
   CHECK(url.rfind("http://127.0.0.1:9/common/oauth2/v2.0/authorize?", 0) == 0);
-  CHECK(param(url, "client_id") == kClientId);
+  CHECK(param(url, "client_id") == kKitchenClientId);
   CHECK(param(url, "redirect_uri") == "http://127.0.0.1:9/common/oauth2/nativeclient");
   CHECK(param(url, "code_challenge_method") == "S256");
   CHECK(param(url, "scope").find("offline_access") != std::string::npos);
@@ -314,7 +286,7 @@ TEST_CASE("sign-in: a redemption that fails in transit is never resent: the user
 TEST_CASE("sign-in: the browser sign-in expires after 15 minutes as code_expired") {
   Rig rig;
   rig.driver.start(SignInMethod::browser, false);
-  rig.run_timers(16min);
+  rig.run_until_request(16min);
   CHECK(rig.events.end == SignInEnd::code_expired);
   CHECK(rig.driver.phase() == SignInPhase::idle);
   CHECK(rig.http.all().empty());
@@ -337,14 +309,14 @@ TEST_CASE("sign-in: a policy refusal at the poll after the user signed in also s
   Rig rig;
   rig.driver.start(SignInMethod::device_code, true);
   rig.http.answer(200, kDeviceCode);
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   rig.http.answer(400, refusal("access_denied", 53003));
   CHECK(rig.events.events == std::vector<std::string>{"code_issued:device_code",
                                                       "switching_to_browser",
                                                       "code_issued:browser"});
   CHECK(rig.events.last_failure->policy == TenantPolicy::conditional_access);
   // The device code's polling stopped: no request goes out any more.
-  rig.run_timers(1min);
+  rig.run_until_request(1min);
   CHECK(rig.http.all().size() == 2);
 }
 
@@ -352,47 +324,65 @@ TEST_CASE("sign-in: without the fallback a policy refusal ends the sign-in as bl
   Rig rig;
   rig.driver.start(SignInMethod::device_code, false);
   rig.http.answer(200, kDeviceCode);
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   rig.http.answer(400, refusal("invalid_grant", 53003));
   CHECK(rig.events.end == SignInEnd::blocked);
   CHECK(rig.events.last_failure->policy == TenantPolicy::conditional_access);
   CHECK(rig.driver.phase() == SignInPhase::idle);
-  rig.run_timers(20min);
+  rig.run_until_request(20min);
   CHECK(rig.http.all().size() == 2);
+}
+
+TEST_CASE("sign-in: a Retry-After date is counted on the loop's clock, not the wall clock") {
+  Rig rig;  // the fake clock says 2026-11-26 19:00:00 UTC
+  rig.driver.start(SignInMethod::device_code, false);
+  rig.http.answer(test::busy_until("Thu, 26 Nov 2026 19:02:00 GMT"));
+  REQUIRE(rig.driver.retry_in());
+  CHECK(*rig.driver.retry_in() == 120s);
+  rig.run_until_request(10min);
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.clock.system() == *parse_http_date("Thu, 26 Nov 2026 19:02:00 GMT"));
+}
+
+TEST_CASE("sign-in: discovery's Retry-After date is counted on the loop's clock too") {
+  IdentityOptions oidc = test::kitchen_options();
+  oidc.platform.provider = Provider::oidc;
+  oidc.platform.issuer = "http://127.0.0.1:9/realm";
+  Rig rig(oidc);
+  rig.driver.start(SignInMethod::device_code, false);
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.http.oldest().url == "http://127.0.0.1:9/realm/.well-known/openid-configuration");
+  rig.http.answer(test::busy_until("Thu, 26 Nov 2026 19:03:00 GMT"));
+  CHECK(rig.events.events == std::vector<std::string>{"transient_error:http_503"});
+  REQUIRE(rig.driver.retry_in());
+  CHECK(*rig.driver.retry_in() == 180s);
 }
 
 TEST_CASE("sign-in: protocol v1 has no browser sign-in, so the fallback cannot apply") {
   CHECK(Rig().driver.browser_possible());
-  const Config v1 = parse_config(std::string("mqtt:\n  server: mqtt://localhost\nidentity:\n"
-                                             "  protocol: v1\naccounts:\n  a:\n    client_id: ") +
-                                     kClientId + "\n",
-                                 "c.yaml");
-  test::FakeClock clock;
-  test::FakePoller poller(clock);
-  test::RecordingHttp http;
-  Logger log(LogLevel::error, [](LogLevel, std::string_view) {});
-  EventLoop loop(clock, poller);
-  EndpointResolver resolver(v1, http, log);
-  Recorder events;
-  SignInDriver driver(SignInContext{v1, v1.accounts[0], loop, http, resolver, log, 1}, events);
-  CHECK_FALSE(driver.browser_possible());
-  driver.start(SignInMethod::device_code, true);
-  http.answer(200, R"({"device_code":"d","user_code":"U","verification_url":"https://x","error":)"
-                   R"("invalid_grant","error_description":"AADSTS530035: Blocked.",)"
-                   R"("error_codes":[530035]})");
-  CHECK(events.end == SignInEnd::blocked);
+  IdentityOptions v1 = test::kitchen_options();
+  v1.platform.protocol = Protocol::v1;
+  Rig rig(v1);
+  CHECK_FALSE(rig.driver.browser_possible());
+  rig.driver.start(SignInMethod::device_code, true);
+  CHECK(rig.http.oldest().url == "http://127.0.0.1:9/common/oauth2/devicecode");
+  rig.http.answer(200,
+                  R"({"device_code":"d","user_code":"U","verification_url":"https://x","error":)"
+                  R"("invalid_grant","error_description":"AADSTS530035: Blocked.",)"
+                  R"("error_codes":[530035]})");
+  CHECK(rig.events.end == SignInEnd::blocked);
 }
 
 TEST_CASE("sign-in: cancel stops every request and timer, and nothing is said") {
   Rig rig;
   rig.driver.start(SignInMethod::device_code, true);
   rig.http.answer(200, kDeviceCode);
-  rig.run_timers(60s);
+  rig.run_until_request(60s);
   REQUIRE(rig.http.has_pending());
   rig.driver.cancel();
   CHECK_FALSE(rig.http.has_pending());
   CHECK(rig.http.cancelled() == 1);
   CHECK(rig.driver.phase() == SignInPhase::idle);
-  rig.run_timers(30min);
+  rig.run_until_request(30min);
   CHECK(rig.events.events == std::vector<std::string>{"code_issued:device_code"});
 }

@@ -8,6 +8,9 @@ using namespace g2m;
 
 namespace {
 
+// When the answers arrive (an HTTP-date Retry-After counts from it).
+const SystemTime kNow = std::chrono::sys_days{std::chrono::year{2026} / 12 / 3};
+
 HttpResponse answer(long status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -25,7 +28,7 @@ std::string refusal(const std::string& error, int code, bool with_codes = true) 
 }
 
 AuthFailure failure_of(const HttpResponse& r) {
-  return std::get<AuthFailure>(parse_token_response(r));
+  return std::get<AuthFailure>(parse_token_response(r, kNow));
 }
 
 }  // namespace
@@ -62,7 +65,7 @@ TEST_CASE("tenant policy: the code is recognised in the description when error_c
   CHECK(*f.policy == TenantPolicy::conditional_access);
   // ... and at the device-code request, where Microsoft answers errors with HTTP 200.
   const auto d = std::get<AuthFailure>(
-      parse_device_code_response(answer(200, refusal("invalid_grant", 530035))));
+      parse_device_code_response(answer(200, refusal("invalid_grant", 530035)), kNow));
   REQUIRE(d.policy);
   CHECK(*d.policy == TenantPolicy::security_defaults);
 }
@@ -83,14 +86,14 @@ TEST_CASE("tenant policy: an access_denied policy refusal at a poll is no declin
   code.verification_uri = "https://microsoft.com/devicelogin";
   const SteadyTime t0{std::chrono::hours(1)};
   DeviceFlow flow(std::move(code), t0, t0, SystemTime{}, 1);
-  auto refusal_outcome = parse_token_response(answer(400, refusal("access_denied", 53003)));
+  auto refusal_outcome = parse_token_response(answer(400, refusal("access_denied", 53003)), kNow);
   const auto d = flow.on_poll_result(std::move(refusal_outcome), t0 + Seconds(5));
   CHECK(d.kind == DeviceFlow::Decision::Kind::failed);
   REQUIRE(d.failure);
   CHECK(d.failure->policy == TenantPolicy::conditional_access);
   // A plain access_denied is still the user's decline.
   auto plain = parse_token_response(
-      answer(400, R"({"error":"access_denied","error_description":"The user declined"})"));
+      answer(400, R"({"error":"access_denied","error_description":"The user declined"})"), kNow);
   CHECK(flow.on_poll_result(std::move(plain), t0 + Seconds(10)).kind ==
         DeviceFlow::Decision::Kind::declined);
 }

@@ -5,19 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "config/config.h"
-#include "fake_clock.h"
 #include "identity/identity_requests.h"
 #include "identity/token_keeper.h"
-#include "recording_http.h"
+#include "identity_rig.h"
 #include "temp_dir.h"
 
 using namespace g2m;
 using namespace std::chrono_literals;
 
 namespace {
-
-const char* const kClientId = "3f2c1a9e-5b7d-4c8e-9a1f-2d3e4f5a6b7c";
 
 std::string param(const std::string& body, const std::string& name) {
   for (const auto& [k, v] : form_decode(body)) {
@@ -35,18 +31,8 @@ struct Events final : TokenEvents {
   void refresh_refused(const AuthFailure& f) override { seen.push_back("refused:" + f.error); }
 };
 
-struct Rig {
-  Rig()
-      : config(parse_config(std::string("mqtt:\n  server: mqtt://localhost\nidentity:\n"
-                                        "  authority: http://127.0.0.1:9\naccounts:\n  kitchen:\n"
-                                        "    client_id: ") +
-                                kClientId + "\n",
-                            "config.yaml")),
-        store(dir.path() / "tokens"),
-        loop(clock, poller),
-        resolver(config, http, log),
-        keeper(TokenKeeperContext{config, config.accounts[0], loop, http, store, resolver, log, 7},
-               events) {
+struct Rig : test::IdentityRig {
+  Rig() : store(dir.path() / "tokens"), keeper(TokenKeeperContext{context(7), store}, events) {
     store.prepare();
   }
 
@@ -59,15 +45,8 @@ struct Rig {
     t.scopes = {"User.Read"};
     return t;
   }
-  // Runs timers until a request is pending or `up_to` has passed.
-  void run_until_request(Millis up_to) {
-    const auto until = clock.steady() + up_to;
-    while (clock.steady() < until && !http.has_pending() && loop.timer_count() > 0) {
-      loop.run_once(std::chrono::duration_cast<Millis>(until - clock.steady()));
-    }
-  }
   std::string stored_refresh_token() {
-    auto loaded = store.load("kitchen", token_binding(config, config.accounts[0]));
+    auto loaded = store.load("kitchen", token_binding(options));
     return loaded.tokens ? loaded.tokens->refresh_token.reveal() : "<none>";
   }
   static std::string answer(const std::string& refresh) {
@@ -76,14 +55,7 @@ struct Rig {
   }
 
   test::TempDir dir{"g2m-keeper"};
-  test::FakeClock clock;
-  test::FakePoller poller{clock};
-  test::RecordingHttp http;
-  Logger log{LogLevel::error, [](LogLevel, std::string_view) {}};
-  Config config;
   TokenStore store;
-  EventLoop loop;
-  EndpointResolver resolver;
   Events events;
   TokenKeeper keeper;
 };
@@ -141,6 +113,16 @@ TEST_CASE("token keeper: a transient failure keeps the tokens and retries with b
   CHECK(param(rig.http.oldest().body, "refresh_token") == "RT-1");
 }
 
+TEST_CASE("token keeper: a Retry-After date is counted on the loop's clock, not the wall clock") {
+  Rig rig;  // the fake clock says 2026-11-26 19:00:00 UTC
+  rig.keeper.adopt(rig.tokens(), true);
+  rig.keeper.refresh(nullptr);
+  rig.http.answer(test::busy_until("Thu, 26 Nov 2026 19:04:00 GMT"));
+  CHECK(rig.events.seen == std::vector<std::string>{"trouble:http_503"});
+  REQUIRE(rig.keeper.retry_in());
+  CHECK(*rig.keeper.retry_in() == 4min);
+}
+
 TEST_CASE("token keeper: a refused refresh token is reported and forget drops memory and disk") {
   Rig rig;
   rig.keeper.adopt(rig.tokens(), true);
@@ -186,8 +168,7 @@ TEST_CASE("token keeper: a token file another process wrote is picked up once") 
   rig.keeper.load();
   CHECK_FALSE(rig.keeper.new_token_file());
   TokenStore other(rig.dir.path() / "tokens");
-  REQUIRE(
-      other.save("kitchen", token_binding(rig.config, rig.config.accounts[0]), rig.tokens()).ok);
+  REQUIRE(other.save("kitchen", token_binding(rig.options), rig.tokens()).ok);
   auto picked = rig.keeper.new_token_file();
   REQUIRE(picked);
   CHECK(picked->refresh_token.reveal() == "RT-1");

@@ -19,6 +19,7 @@
 
 #include "common/time_format.h"
 #include "identity/token_store.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using g2m::TokenBinding;
@@ -26,38 +27,13 @@ using g2m::TokenSet;
 using g2m::TokenStore;
 using Kind = TokenStore::LoadResult::Kind;
 
+using g2m::test::TempDir;
+
 namespace {
 
 // Distinctive so that a leak into any message is found by a plain substring search.
 const std::string access_text = "eyJACCESS-TOKEN-7f3a9c-secret";
 const std::string refresh_text = "0.REFRESH-TOKEN-b41e2d-secret";
-
-// A fresh folder per test case, removed (permissions restored first) when the case ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "g2m-token-store-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path_, fs::perms::owner_all, fs::perm_options::add, ec);
-    for (auto it = fs::recursive_directory_iterator(path_, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-      if (it->is_directory(ec) && !it->is_symlink(ec)) {
-        fs::permissions(it->path(), fs::perms::owner_all, fs::perm_options::add, ec);
-      }
-    }
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 TokenBinding binding() {
   return {"00000000-0000-0000-0000-000000000001", "organizations",
