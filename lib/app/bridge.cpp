@@ -25,7 +25,7 @@ Bridge::Bridge(const Config& config, EventLoop& loop, Http& http, MqttClient& mq
       http_(http),
       log_(log),
       session_(loop, mqtt, log),
-      endpoints_(config, http, log),
+      endpoints_(platform_options(config), http, log),
       derived_(config, session_),
       discovery_(config, loop, session_, mqtt, log),
       base_(config.mqtt.base_topic),

@@ -1,5 +1,4 @@
 #include "config/config.h"
-#include "identity/endpoints.h"
 
 namespace g2m {
 
@@ -17,10 +16,5 @@ IdentityOptions identity_options(const Config& config, const AccountConfig& acco
                          .redirect_uri = account.redirect_uri,
                          .client_secret = account.client_secret};
 }
-
-// Until lib/app/bridge.cpp passes platform_options(config) itself: then this goes, with the
-// declaration in identity/endpoints.h.
-EndpointResolver::EndpointResolver(const Config& config, Http& http, Logger& log)
-    : EndpointResolver(platform_options(config), http, log) {}
 
 }  // namespace g2m

@@ -15,8 +15,6 @@
 
 namespace g2m {
 
-struct Config;
-
 // Where an account's sign-in and refresh requests go.
 struct Endpoints {
   std::string device_authorization;
@@ -44,8 +42,6 @@ class EndpointResolver {
  public:
   using Result = std::variant<Endpoints, AuthFailure>;
   EndpointResolver(PlatformOptions platform, Http& http, Logger& log);
-  // Transitional, until the bridge passes platform_options(config) (config/identity_options.cpp).
-  EndpointResolver(const Config& config, Http& http, Logger& log);
 
   // `done` runs with the endpoints, or with a failure: transient (retry_after says when the next
   // discovery attempt is, an HTTP-date Retry-After read on `clock`) or terminal (the document
