@@ -1,0 +1,229 @@
+// Reloading the configuration (SIGHUP) account by account (docs/operating.md "Changing the
+// configuration: reload"): what did not change keeps running, tokens and pending sign-ins
+// included; a changed account restarts; a removed one is cleared away; a change to a global
+// setting still restarts everything.
+#include <doctest/doctest.h>
+
+#include <csignal>
+
+#include "scenario.h"
+
+using namespace g2m::test;
+
+namespace {
+
+const std::string kHall = "hall:\n  client_id: 00000000-0000-0000-0000-000000000002\n" +
+                          std::string("  graph_allow: [/me]\n") +
+                          "  resources:\n    me: { path: \"/me?$select=displayName,mail\", "
+                          "every: 1h }\n";
+
+ScenarioOptions two_accounts(const std::string& extra = "") {
+  ScenarioOptions o;
+  o.accounts = kitchen_account() + kHall;
+  o.extra = extra;
+  return o;
+}
+
+// Rewrites the config with `accounts` (and `mqtt_extra`), sends SIGHUP and returns the display's
+// mark from just before.
+std::size_t reload(Scenario& s, const std::string& accounts,
+                   std::optional<std::string> mqtt_extra = std::nullopt) {
+  auto changed = s.config;
+  changed.accounts = accounts;
+  if (mqtt_extra) changed.mqtt_extra = *mqtt_extra;
+  s.agent->write_config(changed);
+  const auto since = s.display.mark();
+  s.agent->process().terminate(SIGHUP);
+  return since;
+}
+
+// Waits for the agent's log to say `text` (a reload is applied when it says so).
+void wait_log(Scenario& s, const std::string& text) {
+  CHECK_MESSAGE(
+      poll_until([&] { return s.agent->log_text().find(text) != std::string::npos; }, 15s),
+      "the agent never logged: " << text << "\n"
+                                 << s.agent->log_text());
+}
+
+// bridge/info after `since` listing `count` accounts: the reload has been applied.
+Message wait_info(Scenario& s, std::size_t count, std::size_t since) {
+  return s.display.wait_for_json(
+      "graph2mqtt/bridge/info",
+      [count](const rapidjson::Value& v) {
+        return v.HasMember("accounts") && v["accounts"].Size() == count;
+      },
+      15s, since);
+}
+
+bool offline_since(Scenario& s, std::size_t since) {
+  for (const auto& m : s.display.messages("graph2mqtt/bridge/state")) {
+    if (m.index >= since && m.payload.find("offline") != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> events_since(Scenario& s, const std::string& account, std::size_t since) {
+  std::vector<std::string> out;
+  for (const auto& m : s.display.messages("graph2mqtt/" + account + "/events")) {
+    if (m.index < since) continue;
+    const auto v = try_parse_json(m.payload);
+    out.push_back(json_str(v, "event") + ":" + json_str(v, "reason"));
+  }
+  return out;
+}
+
+std::string user_code_now(Scenario& s, const std::string& account) {
+  const auto code = s.display.retained_value(s.topic(account, "auth/code"));
+  if (!code || code->empty()) return "";
+  return json_str(parse_json(*code), "user_code");
+}
+
+}  // namespace
+
+TEST_CASE("reload: a pending sign-in survives a SIGHUP that adds an account") {
+  Scenario s;
+  const auto start = s.display.mark();
+  const std::string code = s.login("kitchen");
+  const auto since = reload(s, kitchen_account() + kHall);
+  wait_info(s, 2, since);
+  s.wait_state("hall", "signed_out", since);
+  wait_log(s, "account by account: 1 added, 0 removed, 0 changed, 1 unchanged");
+  s.display.sync();
+  // The same code still waits for the user, and the same sign-in completes.
+  CHECK(user_code_now(s, "kitchen") == code);
+  CHECK(events_since(s, "kitchen", since).empty());
+  const auto approved = s.display.mark();
+  s.simulator.approve(code);
+  s.wait_state("kitchen", "signed_in", approved);
+  s.wait_event("kitchen", "signed_in", approved);
+  for (const auto& e : events_since(s, "kitchen", since)) CHECK(e != "signed_out:shutdown");
+  CHECK_FALSE(offline_since(s, start));
+  // The added account answers commands.
+  auto reply = s.display.request("status", R"({"account":"hall"})");
+  CHECK(json_str(reply, "status") == "ok");
+}
+
+TEST_CASE("reload: changing one account's settings restarts that account only") {
+  Scenario s(two_accounts());
+  s.sign_in("hall");
+  s.wait_event("hall", "signed_in");
+  s.display.wait_for("graph2mqtt/hall/graph/me",
+                     [](const Message& m) { return !m.payload.empty(); });
+  const auto before = s.simulator.counters();
+  const std::string code = s.login("kitchen");
+  const auto start = s.display.mark();
+  // kitchen loses its presence resource and gains renew_code; hall is as it was.
+  const std::string kitchen = std::string("kitchen:\n") + "  client_id: " + kClientId + "\n" +
+                              "  scopes: [User.Read, Presence.Read]\n  graph_allow: [/me]\n" +
+                              "  renew_code: true\n  resources:\n" +
+                              "    me: { path: \"/me?$select=displayName,mail\", every: 1h }\n";
+  const auto since = reload(s, kitchen + kHall);
+  // kitchen's pending sign-in ends as at a shutdown, then kitchen starts again.
+  auto ended = s.wait_state("kitchen", "signed_out", since);
+  CHECK(json_str(ended.json(), "reason") == "shutdown");
+  auto ended_event = s.wait_event("kitchen", "signed_out", since);
+  CHECK(json_str(ended_event.json(), "reason") == "shutdown");
+  s.display.wait_for(
+      s.topic("kitchen", "auth/code"), [](const Message& m) { return m.payload.empty(); }, 10s,
+      since);
+  wait_log(s, "account by account: 0 added, 0 removed, 1 changed, 1 unchanged");
+  wait_info(s, 2, since);
+  s.display.sync();
+  // The resource kitchen no longer has is cleared.
+  CHECK(s.display.retained_value("graph2mqtt/kitchen/graph/presence") == std::nullopt);
+  // hall published nothing at all: same tokens, same state, no event.
+  for (const auto& m : s.display.messages("graph2mqtt/hall/#")) {
+    CHECK_MESSAGE(m.index < since, "hall published " << m.describe());
+  }
+  CHECK_FALSE(offline_since(s, start));
+  auto hall = s.display.request("status", R"({"account":"hall"})");
+  CHECK(json_str(hall["data"], "state") == "signed_in");
+  auto graph = s.display.request("graph", R"({"account":"hall","path":"/me"})");
+  CHECK(json_str(graph, "status") == "ok");
+  CHECK(graph["data"]["status"].GetInt() == 200);
+  // hall's tokens were not refreshed: the same access token still works.
+  CHECK(s.simulator.counters().refresh == before.refresh);
+  // The restarted kitchen signs in with a new code.
+  const auto again = s.display.mark();
+  const std::string fresh = s.login("kitchen");
+  CHECK(fresh != code);
+  s.simulator.approve(fresh);
+  s.wait_state("kitchen", "signed_in", again);
+}
+
+TEST_CASE("reload: a removed account is stopped and its retained topics cleared") {
+  Scenario s(two_accounts("homeassistant:\n  enabled: true\n  prefix: homeassistant\n"));
+  s.display.wait_for_json("homeassistant/device/graph2mqtt_hall/config",
+                          [](const rapidjson::Value& v) { return v.HasMember("components"); });
+  s.sign_in("hall");
+  s.display.wait_for("graph2mqtt/hall/graph/me",
+                     [](const Message& m) { return !m.payload.empty(); });
+  s.login("kitchen");
+  const auto since = reload(s, kHall);
+  wait_info(s, 1, since);
+  auto ended = s.wait_event("kitchen", "signed_out", since);
+  CHECK(json_str(ended.json(), "reason") == "shutdown");
+  s.display.wait_for(
+      "homeassistant/device/graph2mqtt_kitchen/config",
+      [](const Message& m) { return m.payload.empty(); }, 15s, since);
+  s.display.sync();
+  // Nothing of kitchen's is left on the broker, nor its discovery config.
+  const auto left = s.display.fetch_retained("graph2mqtt/kitchen/#");
+  for (const auto& m : left) CHECK_MESSAGE(false, "still retained: " << m.describe());
+  CHECK(s.display.retained_value("homeassistant/device/graph2mqtt_kitchen/config") == std::nullopt);
+  // hall is untouched, its discovery config still there.
+  CHECK(s.display.retained_value("homeassistant/device/graph2mqtt_hall/config").has_value());
+  auto hall = s.display.request("status", R"({"account":"hall"})");
+  CHECK(json_str(hall["data"], "state") == "signed_in");
+  auto gone = s.display.request("status", R"({"account":"kitchen"})");
+  CHECK(json_str(gone, "status") == "error");
+  // Added back, it gets its discovery config again.
+  const auto back = reload(s, kitchen_account() + kHall);
+  wait_info(s, 2, back);
+  s.display.wait_for_json(
+      "homeassistant/device/graph2mqtt_kitchen/config",
+      [](const rapidjson::Value& v) { return v.HasMember("components"); }, 15s, back);
+  s.wait_state("kitchen", "signed_out", back);
+}
+
+TEST_CASE("reload: a SIGHUP with a file that is not valid leaves every account running") {
+  Scenario s;
+  const auto start = s.display.mark();
+  const std::string code = s.login("kitchen");
+  const auto since = reload(s, "kitchen:\n  client_id: not-a-guid\n");
+  wait_log(s, "is not valid; keeping the running configuration");
+  CHECK(s.agent->log_text().find("accounts.kitchen.client_id") != std::string::npos);
+  s.display.sync();
+  CHECK(user_code_now(s, "kitchen") == code);
+  CHECK(events_since(s, "kitchen", since).empty());
+  const auto approved = s.display.mark();
+  s.simulator.approve(code);
+  s.wait_state("kitchen", "signed_in", approved);
+  CHECK_FALSE(offline_since(s, start));
+  CHECK(s.agent->running());
+}
+
+TEST_CASE("reload: a changed mqtt setting still restarts every account") {
+  Scenario s;
+  s.login("kitchen");
+  const auto since = reload(s, kitchen_account(), std::string("keepalive: 30s\n"));
+  auto ended = s.wait_state("kitchen", "signed_out", since);
+  CHECK(json_str(ended.json(), "reason") == "shutdown");
+  const auto offline = s.display.wait_for(
+      "graph2mqtt/bridge/state",
+      [](const Message& m) { return m.payload.find("offline") != std::string::npos; }, 10s, since);
+  s.wait_online(offline.index + 1);
+  wait_log(s, "mqtt settings changed; restarting every account");
+  auto reply = s.display.request("status", R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "ok");
+}
+
+TEST_CASE("reload: --check-config, which ExecReload runs first, refuses the file a reload would") {
+  Scenario s;
+  auto broken = s.config;
+  broken.accounts = "kitchen:\n  client_id: not-a-guid\n";
+  s.agent->write_config(broken);
+  auto check = s.agent->run({"--check-config"});
+  CHECK(check.wait_exit(10s) == 2);
+  CHECK(check.log_text().find("accounts.kitchen.client_id") != std::string::npos);
+}
