@@ -42,6 +42,9 @@ struct MqttConfig {
   // mqtt.max_message_size: no payload larger than this is published (nor a packet larger than
   // the broker's Maximum Packet Size; MqttSession checks both).
   std::size_t max_message_size = 1024 * 1024;
+  // SHA-256 of the contents of ca, cert and key as read: a reload notices a certificate renewed
+  // under the same path (config/config_compare.h).
+  std::string files_digest;
 };
 
 struct IdentityConfig {
@@ -60,6 +63,7 @@ struct IdentityConfig {
   std::optional<std::string> device_authorization_endpoint;
   std::optional<std::string> token_endpoint;
   std::optional<std::string> api;
+  std::string files_digest;  // SHA-256 of ca's contents, as for MqttConfig
 };
 
 struct ResourceConfig {

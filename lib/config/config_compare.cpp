@@ -16,25 +16,35 @@ bool same_resource(const ResourceConfig& a, const ResourceConfig& b) {
          std::tie(b.name, b.path, b.every, b.max_pages, b.fields, b.ha_state);
 }
 
+// A setting added to one of these structs must be compared here too: on x86-64 with libstdc++
+// (where CI builds) these sizes make the build fail until someone looks (then update them).
+#if defined(__x86_64__) && defined(__GLIBCXX__)
+static_assert(sizeof(MqttConfig) == 432, "a new mqtt setting: compare it in same_settings");
+static_assert(sizeof(IdentityConfig) == 376, "a new identity setting: compare it in same_settings");
+static_assert(sizeof(AccountConfig) == 280, "a new account setting: compare it in same_settings");
+static_assert(sizeof(ResourceConfig) == 144, "a new resource setting: compare it in same_resource");
+static_assert(sizeof(Config) == 976, "a new global setting: compare it in plan_reload");
+#endif
+
 }  // namespace
 
 bool same_settings(const MqttConfig& a, const MqttConfig& b) {
   return std::tie(a.server, a.scheme, a.host, a.port, a.tls, a.base_topic, a.client_id, a.username,
-                  a.ca, a.cert, a.key, a.version, a.keepalive, a.plain_topics,
-                  a.max_message_size) == std::tie(b.server, b.scheme, b.host, b.port, b.tls,
-                                                  b.base_topic, b.client_id, b.username, b.ca,
-                                                  b.cert, b.key, b.version, b.keepalive,
-                                                  b.plain_topics, b.max_message_size) &&
+                  a.ca, a.cert, a.key, a.version, a.keepalive, a.plain_topics, a.max_message_size,
+                  a.files_digest) == std::tie(b.server, b.scheme, b.host, b.port, b.tls,
+                                              b.base_topic, b.client_id, b.username, b.ca, b.cert,
+                                              b.key, b.version, b.keepalive, b.plain_topics,
+                                              b.max_message_size, b.files_digest) &&
          same_secret(a.password, b.password);
 }
 
 bool same_settings(const IdentityConfig& a, const IdentityConfig& b) {
   return std::tie(a.provider, a.authority, a.graph, a.protocol, a.ca, a.timeout, a.proxy,
                   a.max_pending_sign_ins, a.issuer, a.device_authorization_endpoint,
-                  a.token_endpoint,
-                  a.api) == std::tie(b.provider, b.authority, b.graph, b.protocol, b.ca, b.timeout,
-                                     b.proxy, b.max_pending_sign_ins, b.issuer,
-                                     b.device_authorization_endpoint, b.token_endpoint, b.api);
+                  a.token_endpoint, a.api, a.files_digest) ==
+         std::tie(b.provider, b.authority, b.graph, b.protocol, b.ca, b.timeout, b.proxy,
+                  b.max_pending_sign_ins, b.issuer, b.device_authorization_endpoint,
+                  b.token_endpoint, b.api, b.files_digest);
 }
 
 bool same_settings(const AccountConfig& a, const AccountConfig& b) {

@@ -157,3 +157,28 @@ TEST_CASE("reload plan: secrets compare by their bytes, not by the copy that hol
   CHECK(plan_reload(first, load()).restart_reasons == Names{"mqtt settings"});
   fs::remove_all(dir);
 }
+
+TEST_CASE("reload plan: a certificate renewed under the same path restarts every account") {
+  char pattern[] = "/tmp/g2m-compare-XXXXXX";
+  REQUIRE(mkdtemp(pattern) != nullptr);
+  const fs::path dir = pattern;
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+  };
+  write("broker-ca.pem", "one");
+  write("identity-ca.pem", "one");
+  auto load = [&] {
+    return parse_config(
+        "mqtt:\n  server: mqtts://localhost\n  ca: " + (dir / "broker-ca.pem").string() +
+            "\nidentity:\n  ca: " + (dir / "identity-ca.pem").string() + "\naccounts:\n" + kKitchen,
+        dir / "config.yaml");
+  };
+  const Config first = load();
+  CHECK_FALSE(plan_reload(first, load()).full_restart());
+  write("identity-ca.pem", "two");
+  CHECK(plan_reload(first, load()).restart_reasons == Names{"identity settings"});
+  write("identity-ca.pem", "one");
+  write("broker-ca.pem", "two");
+  CHECK(plan_reload(first, load()).restart_reasons == Names{"mqtt settings"});
+  fs::remove_all(dir);
+}
