@@ -278,7 +278,12 @@ void Bridge::release_retired() {
         }
       });
   *returned = true;
-  if (at_once) retired_.clear();
+  if (at_once) {
+    retired_.clear();
+    return;
+  }
+  log_.debug("keeping ", retired_.size(),
+             " stopped account(s) until the endpoint discovery under way ends");
 }
 
 void Bridge::send_reply(const std::string& action, const std::optional<std::string>& response_topic,

@@ -4,6 +4,11 @@
 // setting still restarts everything.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
 
 #include "scenario.h"
@@ -226,4 +231,50 @@ TEST_CASE("reload: --check-config, which ExecReload runs first, refuses the file
   auto check = s.agent->run({"--check-config"});
   CHECK(check.wait_exit(10s) == 2);
   CHECK(check.log_text().find("accounts.kitchen.client_id") != std::string::npos);
+}
+
+TEST_CASE("reload: an account removed while an OpenID discovery is under way stops safely") {
+  // An issuer that accepts connections and never answers: the discovery the signing-in account
+  // waits for stays under way until identity.timeout.
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 16) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  const std::string issuer = "https://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+
+  ScenarioOptions o;
+  o.identity_extra = "provider: oidc\nissuer: " + issuer + "\ntimeout: 2s\n";
+  o.accounts = "kitchen:\n  client_id: app-kitchen\n  sign_in: auto\n" +
+               std::string("hall:\n  client_id: app-hall\n");
+  Scenario s(o);
+  auto discoveries = [&] {
+    std::size_t n = 0;
+    const std::string log = s.agent->log_text();
+    for (auto at = log.find("discovery: GET"); at != std::string::npos;
+         at = log.find("discovery: GET", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  REQUIRE(poll_until([&] { return discoveries() >= 1; }, 10s));
+  const std::size_t before = discoveries();
+  const auto since = reload(s, "hall:\n  client_id: app-hall\n");
+  wait_info(s, 1, since);
+  wait_log(s, "keeping 1 stopped account(s) until the endpoint discovery under way ends");
+  s.display.sync();
+  for (const auto& m : s.display.fetch_retained("graph2mqtt/kitchen/#")) {
+    CHECK_MESSAGE(false, "still retained: " << m.describe());
+  }
+  // The discovery ends (a timeout) with the removed account's callback still waiting in it; the
+  // agent then looks again whether the stopped account can go, which starts a new discovery.
+  CHECK(poll_until([&] { return discoveries() > before; }, 15s));
+  auto hall = s.display.request("status", R"({"account":"hall"})");
+  CHECK(json_str(hall, "status") == "ok");
+  CHECK(s.agent->stop(5s) == 0);
+  ::close(listener);
 }
