@@ -6,10 +6,14 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstddef>
+#include <cstring>
 
 #include "scenario.h"
 
@@ -277,4 +281,72 @@ TEST_CASE("reload: an account removed while an OpenID discovery is under way sto
   CHECK(json_str(hall, "status") == "ok");
   CHECK(s.agent->stop(5s) == 0);
   ::close(listener);
+}
+
+namespace {
+
+// systemd's side of NOTIFY_SOCKET: an abstract datagram socket the agent's sd_notify writes to.
+class NotifySocket {
+ public:
+  NotifySocket() : name_(unique_id("g2m-notify")) {
+    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path + 1, name_.data(), name_.size());  // sun_path[0] = 0: abstract
+    const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name_.size());
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), length) == 0);
+  }
+  ~NotifySocket() { ::close(fd_); }
+  std::string env() const { return "@" + name_; }
+  // Every datagram received so far and within `timeout` until one contains `text`.
+  bool wait_for(const std::string& text, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      for (const auto& m : received) {
+        if (m.find(text) != std::string::npos) return true;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buffer[4096];
+      const auto n = ::recv(fd_, buffer, sizeof buffer, 0);
+      if (n > 0) received.emplace_back(buffer, static_cast<std::size_t>(n));
+    }
+  }
+  std::vector<std::string> received;
+
+ private:
+  std::string name_;
+  int fd_ = -1;
+};
+
+}  // namespace
+
+TEST_CASE(
+    "reload: systemd hears RELOADING=1 then READY=1, and no STOPPING, at a per-account reload") {
+  Scenario s;
+  NotifySocket notify;
+  s.agent->stop();
+  auto config = s.config;
+  config.env["NOTIFY_SOCKET"] = notify.env();
+  const auto restarted = s.display.mark();
+  s.agent = std::make_unique<Agent>(config);
+  s.config = config;
+  s.wait_online(restarted);
+  REQUIRE(notify.wait_for("READY=1", 15s));
+  notify.received.clear();
+  const auto since = reload(s, kitchen_account() + kHall);
+  wait_info(s, 2, since);
+  REQUIRE(notify.wait_for("READY=1", 15s));
+  std::string all;
+  for (const auto& m : notify.received) all += m + "|";
+  CAPTURE(all);
+  const auto reloading = all.find("RELOADING=1");
+  REQUIRE(reloading != std::string::npos);
+  CHECK(all.find("READY=1", reloading) != std::string::npos);
+  CHECK(all.find("STOPPING=1") == std::string::npos);
+  CHECK_FALSE(offline_since(s, since));
 }
