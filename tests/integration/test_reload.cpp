@@ -350,3 +350,35 @@ TEST_CASE(
   CHECK(all.find("STOPPING=1") == std::string::npos);
   CHECK_FALSE(offline_since(s, since));
 }
+
+TEST_CASE("reload: an added account gets its derived topics, a removed one loses them") {
+  ScenarioOptions o;
+  o.mqtt_extra = "plain_topics: true\n";
+  Scenario s(o);
+  s.display.wait_for("graph2mqtt/kitchen/auth/state/state",
+                     [](const Message& m) { return m.payload == "signed_out"; });
+  s.login("kitchen");
+  s.display.wait_for("graph2mqtt/kitchen/auth/qr",
+                     [](const Message& m) { return !m.payload.empty(); });
+  // kitchen out, hall in: the same mqtt settings (plain_topics stays on).
+  auto changed = s.config;
+  changed.accounts = kHall;
+  s.agent->write_config(changed);
+  const auto since = s.display.mark();
+  s.agent->process().terminate(SIGHUP);
+  wait_info(s, 1, since);
+  s.display.wait_for(
+      "graph2mqtt/hall/auth/state/state",
+      [](const Message& m) { return m.payload == "signed_out"; }, 10s, since);
+  s.display.sync();
+  for (const auto& m : s.display.fetch_retained("graph2mqtt/kitchen/#")) {
+    CHECK_MESSAGE(false, "still retained: " << m.describe());
+  }
+  const std::string code = s.login("hall");
+  auto user_code = s.display.wait_for(
+      "graph2mqtt/hall/auth/code/user_code", [](const Message& m) { return !m.payload.empty(); },
+      10s, since);
+  CHECK(user_code.payload == code);
+  s.display.wait_for(
+      "graph2mqtt/hall/auth/qr", [](const Message& m) { return !m.payload.empty(); }, 10s, since);
+}
