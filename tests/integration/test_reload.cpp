@@ -382,3 +382,28 @@ TEST_CASE("reload: an added account gets its derived topics, a removed one loses
   s.display.wait_for(
       "graph2mqtt/hall/auth/qr", [](const Message& m) { return !m.payload.empty(); }, 10s, since);
 }
+
+TEST_CASE("reload: a new log.level applies at once, without restarting an account") {
+  Scenario s;
+  // Start again at info: the debug lines (a sign-in's phases) are not written.
+  s.agent->stop();
+  s.config.log_level = "info";
+  s.agent->write_config(s.config);
+  const auto restarted = s.display.mark();
+  s.agent->start();
+  s.wait_online(restarted);
+  const std::string code = s.login("kitchen");
+  const std::string phase_line = "kitchen: sign-in: ";
+  CHECK(s.agent->log_text().find(phase_line) == std::string::npos);
+  auto debug = s.config;
+  debug.log_level = "debug";
+  s.agent->write_config(debug);
+  const auto since = s.display.mark();
+  s.agent->process().terminate(SIGHUP);
+  wait_log(s, "SIGHUP: log level now debug");
+  CHECK(events_since(s, "kitchen", since).empty());
+  s.simulator.approve(code);
+  s.wait_state("kitchen", "signed_in", since);
+  // The same sign-in went on, now logging its phases.
+  CHECK(s.agent->log_text().find(phase_line) != std::string::npos);
+}
