@@ -200,13 +200,15 @@ void Bridge::reconfigure(std::shared_ptr<const Config> fresh, const ReloadPlan& 
       retire(std::move(r), /*clear=*/true);
     } else if (is_in(plan.changed, name)) {
       log_.info("SIGHUP: the settings of account ", name, " changed: restarting it");
-      // The graph/R topics of resources the account no longer has go; the others are the new
-      // account's to publish.
+      // The graph/R topics of resources the account no longer has go, and those whose plain
+      // sub-topics (`fields`) change, which go with them; the others are the new account's to
+      // publish again.
       const AccountConfig* now = fresh->find_account(name);
       for (const auto& resource : r.config->find_account(name)->resources) {
-        const bool still = std::any_of(now->resources.begin(), now->resources.end(),
-                                       [&](const auto& n) { return n.name == resource.name; });
-        if (!still) session_.set_retained(topics::graph(base_, name, resource.name), "");
+        const bool same = std::any_of(
+            now->resources.begin(), now->resources.end(),
+            [&](const auto& n) { return n.name == resource.name && n.fields == resource.fields; });
+        if (!same) session_.set_retained(topics::graph(base_, name, resource.name), "");
       }
       retire(std::move(r), /*clear=*/false);
     } else {
