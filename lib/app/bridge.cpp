@@ -17,6 +17,34 @@ struct Overloaded : Ts... {
 };
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// A command's reply, sent at most once, and sent anyway (an error) when the account lets go of
+// the request without an outcome: a reload that stops or restarts the account cancels what it
+// had under way, and a request never goes unanswered (docs/mqtt-api.md "Commands").
+class ReplyOnce {
+ public:
+  ReplyOnce(Reply reply, std::weak_ptr<bool> bridge_alive)
+      : reply_(std::move(reply)), bridge_alive_(std::move(bridge_alive)) {}
+  ~ReplyOnce() {
+    if (!reply_ || bridge_alive_.expired()) return;
+    auto reply = std::move(reply_);
+    reply(CommandResult::failure(
+        "the account was restarted, removed or signed out before the outcome was known; send "
+        "the request again"));
+  }
+  ReplyOnce(const ReplyOnce&) = delete;
+  ReplyOnce& operator=(const ReplyOnce&) = delete;
+  void operator()(CommandResult result) {
+    if (!reply_) return;
+    auto reply = std::move(reply_);
+    reply_ = nullptr;
+    reply(std::move(result));
+  }
+
+ private:
+  Reply reply_;
+  std::weak_ptr<bool> bridge_alive_;
+};
 }  // namespace
 
 Http::RequestId Bridge::AccountHttp::send(HttpRequest request, Callback callback) {
@@ -83,7 +111,9 @@ Bridge::Running Bridge::make_account(const std::shared_ptr<const Config>& config
   return r;
 }
 
-Bridge::~Bridge() = default;
+Bridge::~Bridge() {
+  alive_.reset();  // replies dropped from here on stay unsent: the session is going too
+}
 
 Account* Bridge::find_account(const std::string& name) {
   for (auto& r : accounts_) {
@@ -384,7 +414,9 @@ void Bridge::dispatch(Request request) {
   run(*account, std::move(std::get<Command>(parsed)), reply);
 }
 
-void Bridge::run(Account& account, Command command, const Reply& reply) {
+void Bridge::run(Account& account, Command command, const Reply& direct) {
+  auto guard = std::make_shared<ReplyOnce>(direct, alive_);
+  const Reply reply = [guard](CommandResult result) { (*guard)(std::move(result)); };
   std::visit(Overloaded{
                  [&](const StatusCommand&) { reply(CommandResult::success(account.state_json())); },
                  [&](const LoginCommand& c) {

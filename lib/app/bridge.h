@@ -117,6 +117,7 @@ class Bridge {
   std::uint64_t seed_ = 0;
   std::string started_at_;
   Timer token_file_timer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // reset first when it goes
 };
 
 }  // namespace g2m

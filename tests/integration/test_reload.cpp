@@ -407,3 +407,29 @@ TEST_CASE("reload: a new log.level applies at once, without restarting an accoun
   // The same sign-in went on, now logging its phases.
   CHECK(s.agent->log_text().find(phase_line) != std::string::npos);
 }
+
+TEST_CASE("reload: a command under way on an account the reload restarts still gets a reply") {
+  Scenario s;
+  s.sign_in("kitchen");
+  s.display.wait_for("graph2mqtt/kitchen/graph/me",
+                     [](const Message& m) { return !m.payload.empty(); });
+  s.display.wait_for("graph2mqtt/kitchen/graph/presence",
+                     [](const Message& m) { return !m.payload.empty(); });
+  // The next Graph answer for /me comes late: the `graph` request is still under way at the
+  // reload.
+  s.simulator.fail(R"({"endpoint":"/v1.0/me","count":1,"delay_ms":5000})");
+  const long graph_before = s.simulator.counters().graph;
+  const auto asked = s.display.mark();
+  s.display.publish("graph2mqtt/bridge/request/graph",
+                    R"({"account":"kitchen","path":"/me","transaction":"under-way"})");
+  REQUIRE(poll_until([&] { return s.simulator.counters().graph > graph_before; }, 10s));
+  reload(s, kitchen_account("  renew_code: true\n"));
+  auto reply = s.display.wait_for_json(
+      "graph2mqtt/bridge/response/graph",
+      [](const rapidjson::Value& v) { return json_str(v, "transaction") == "under-way"; }, 4s,
+      asked);
+  CHECK(json_str(reply.json(), "status") == "error");
+  CHECK(json_str(reply.json(), "error").find("restarted") != std::string::npos);
+  // The restarted account is signed in again from its token file.
+  s.wait_state("kitchen", "signed_in", asked);
+}
