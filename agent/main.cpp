@@ -16,6 +16,7 @@
 #include "common/process_hardening.h"
 #include "common/version.h"
 #include "config/config.h"
+#include "config/config_compare.h"
 #include "http/curl_http.h"
 #include "identity/token_store.h"
 #include "loop/event_loop.h"
@@ -44,7 +45,9 @@ Options:
 
 Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
 Signals: SIGTERM/SIGINT end pending sign-ins, publish offline and exit 0; SIGHUP reloads
-the configuration (a file that is not valid is refused and the running one kept).
+the configuration (a file that is not valid is refused and the running one kept): only
+the accounts whose settings changed restart, unless a global setting changed (mqtt,
+identity, storage, homeassistant), which restarts them all.
 )";
 
 struct Options {
@@ -105,8 +108,9 @@ class SignalThread {
 };
 
 // Runs the agent on `config` until SIGTERM/SIGINT (returns nullopt) or until SIGHUP brings a
-// valid new configuration (returns it; the caller runs again with it). A SIGHUP with a bad file
-// keeps the running configuration and logs why.
+// valid new configuration whose global settings changed (returns it; the caller runs again with
+// it). A SIGHUP that changes only accounts (or log.level) is applied by the running bridge,
+// account by account; one with a bad file keeps the running configuration and logs why.
 std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
                                             const std::string& config_path, int& exit_status) {
   g2m::Logger log(config.log_level);
@@ -126,7 +130,7 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
   g2m::CurlHttp http(http_options, log);
   g2m::EventLoop loop(clock, http);
   g2m::PahoMqttClient mqtt(config.mqtt, log);
-  g2m::Bridge bridge(config, loop, http, mqtt, store, log);
+  g2m::Bridge bridge(std::make_shared<const g2m::Config>(config), loop, http, mqtt, store, log);
   g2m::ServiceNotifier notifier(loop);
   std::optional<g2m::Config> next;
 
@@ -140,18 +144,37 @@ std::optional<g2m::Config> run_until_reload(const g2m::Config& config,
       });
     } else if (sig == SIGHUP) {
       loop.post([&] {
+        g2m::Config fresh;
         try {
-          g2m::Config fresh = g2m::load_config(config_path);
-          for (const auto& w : fresh.warnings) log.warn(w);
-          log.info("SIGHUP: reloading ", config_path);
-          notifier.reloading();
-          next = std::move(fresh);
-          bridge.stop();
-          loop.stop();
+          fresh = g2m::load_config(config_path);
         } catch (const g2m::ConfigError& e) {
           log.error("SIGHUP: ", config_path, " is not valid; keeping the running configuration:");
           for (const auto& line : e.errors()) log.error("  ", line);
+          return;
         }
+        for (const auto& w : fresh.warnings) log.warn(w);
+        const g2m::ReloadPlan plan = g2m::plan_reload(bridge.config(), fresh);
+        notifier.reloading();
+        if (plan.full_restart()) {
+          // The broker connection, the endpoints or the token folder of every account change.
+          std::string why;
+          for (const auto& reason : plan.restart_reasons) why += (why.empty() ? "" : ", ") + reason;
+          log.info("SIGHUP: reloading ", config_path, ": ", why,
+                   " changed; restarting every account");
+          next = std::move(fresh);
+          bridge.stop();
+          loop.stop();
+          return;
+        }
+        log.info("SIGHUP: reloading ", config_path, " account by account: ", plan.added.size(),
+                 " added, ", plan.removed.size(), " removed, ", plan.changed.size(), " changed, ",
+                 plan.unchanged.size(), " unchanged");
+        if (plan.log_level_changed) {
+          log.set_level(fresh.log_level);
+          log.info("SIGHUP: log level now ", g2m::to_string(fresh.log_level));
+        }
+        bridge.reconfigure(std::make_shared<const g2m::Config>(std::move(fresh)), plan);
+        notifier.ready();
       });
     }
   });

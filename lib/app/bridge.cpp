@@ -1,5 +1,6 @@
 #include "app/bridge.h"
 
+#include <algorithm>
 #include <random>
 
 #include "common/time_format.h"
@@ -16,52 +17,117 @@ struct Overloaded : Ts... {
 };
 template <class... Ts>
 Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// A command's reply, sent at most once, and sent anyway (an error) when the account lets go of
+// the request without an outcome: a reload that stops or restarts the account cancels what it
+// had under way, and a request never goes unanswered (docs/mqtt-api.md "Commands").
+class ReplyOnce {
+ public:
+  ReplyOnce(Reply reply, std::weak_ptr<bool> bridge_alive)
+      : reply_(std::move(reply)), bridge_alive_(std::move(bridge_alive)) {}
+  ~ReplyOnce() {
+    if (!reply_ || bridge_alive_.expired()) return;
+    auto reply = std::move(reply_);
+    reply(CommandResult::failure(
+        "the account was restarted, removed or signed out before the outcome was known; send "
+        "the request again"));
+  }
+  ReplyOnce(const ReplyOnce&) = delete;
+  ReplyOnce& operator=(const ReplyOnce&) = delete;
+  void operator()(CommandResult result) {
+    if (!reply_) return;
+    auto reply = std::move(reply_);
+    reply_ = nullptr;
+    reply(std::move(result));
+  }
+
+ private:
+  Reply reply_;
+  std::weak_ptr<bool> bridge_alive_;
+};
 }  // namespace
 
-Bridge::Bridge(const Config& config, EventLoop& loop, Http& http, MqttClient& mqtt,
+Http::RequestId Bridge::AccountHttp::send(HttpRequest request, Callback callback) {
+  if (closed_) return 0;  // never an id of the inner client's: cancelling it does nothing
+  auto id = std::make_shared<RequestId>(0);
+  const RequestId sent =
+      inner_.send(std::move(request), [this, id, callback = std::move(callback)](HttpResponse r) {
+        open_.erase(*id);
+        callback(std::move(r));
+      });
+  *id = sent;
+  open_.insert(sent);
+  return sent;
+}
+
+void Bridge::AccountHttp::cancel(RequestId id) {
+  if (open_.erase(id) != 0) inner_.cancel(id);
+}
+
+void Bridge::AccountHttp::close() {
+  closed_ = true;
+  for (const RequestId id : open_) inner_.cancel(id);
+  open_.clear();
+}
+
+Bridge::Bridge(std::shared_ptr<const Config> config, EventLoop& loop, Http& http, MqttClient& mqtt,
                TokenStore& store, Logger& log)
-    : config_(config),
+    : initial_(std::move(config)),
+      config_(initial_),
       loop_(loop),
       http_(http),
+      store_(store),
       log_(log),
       session_(loop, mqtt, log),
-      endpoints_(platform_options(config), http, log),
-      derived_(config, session_),
-      discovery_(config, loop, session_, mqtt, log),
-      base_(config.mqtt.base_topic),
-      reply_policy_{config.mqtt.base_topic, config.homeassistant_prefix},
+      endpoints_(platform_options(*initial_), http, log),
+      derived_(std::make_unique<DerivedTopics>(*initial_, session_)),
+      discovery_(*initial_, loop, session_, mqtt, log),
+      base_(initial_->mqtt.base_topic),
+      reply_policy_{initial_->mqtt.base_topic, initial_->homeassistant_prefix},
       token_file_timer_(loop) {
   // auth/qr and the plain sub-topics follow auth/code, auth/state and graph/R wherever set.
   session_.on_retained_set([this](const std::string& topic, const std::string& payload,
                                   std::optional<SystemTime> expires_at) {
-    derived_.on_retained(topic, payload, expires_at);
+    derived_->on_retained(topic, payload, expires_at);
   });
   std::random_device random;
-  const std::uint64_t seed = (static_cast<std::uint64_t>(random()) << 32) ^ random();
+  seed_ = (static_cast<std::uint64_t>(random()) << 32) ^ random();
   std::size_t index = 0;
-  for (const auto& account : config_.accounts) {
-    AccountContext ctx{loop,         http,       session_, store, endpoints_,
-                       log,          config_,    base_,    index, config_.accounts.size(),
-                       seed + index, seed % 3600};
-    accounts_.push_back(std::make_unique<Account>(account, ctx));
+  for (const auto& account : config_->accounts) {
+    accounts_.push_back(make_account(config_, account, index));
     ++index;
   }
 }
 
-Bridge::~Bridge() = default;
+Bridge::Running Bridge::make_account(const std::shared_ptr<const Config>& config,
+                                     const AccountConfig& account, std::size_t index) {
+  Running r;
+  r.config = config;
+  r.http = std::make_unique<AccountHttp>(http_);
+  AccountContext ctx{loop_,         *r.http,     session_, store_, endpoints_,
+                     log_,          *config,     base_,    index,  config->accounts.size(),
+                     seed_ + index, seed_ % 3600};
+  r.account = std::make_unique<Account>(account, ctx);
+  return r;
+}
+
+Bridge::~Bridge() {
+  alive_.reset();  // replies dropped from here on stay unsent: the session is going too
+}
 
 Account* Bridge::find_account(const std::string& name) {
-  for (auto& a : accounts_) {
-    if (a->name() == name) return a.get();
+  for (auto& r : accounts_) {
+    if (r.account->name() == name) return r.account.get();
   }
   return nullptr;
 }
 
 std::optional<CommandResult> Bridge::sign_in_cap_reached() const {
-  const auto cap = static_cast<std::size_t>(config_.identity.max_pending_sign_ins);
+  const auto cap = static_cast<std::size_t>(config_->identity.max_pending_sign_ins);
   std::size_t under_way = 0;
   std::optional<SteadyTime> first_expiry;
-  for (const auto& a : accounts_) {
+  for (const auto& r : accounts_) {
+    const Account* a = r.account.get();
     if (!a->signing_in()) continue;
     ++under_way;
     if (auto at = a->code_expires_at(); at && (!first_expiry || *at < *first_expiry)) {
@@ -81,20 +147,27 @@ std::optional<CommandResult> Bridge::sign_in_cap_reached() const {
       wait);
 }
 
-void Bridge::start() {
-  session_.set_retained(topics::bridge_state(base_), R"({"state":"online"})");
+void Bridge::publish_info() {
   session_.set_retained(topics::bridge_info(base_), json::object([&](json::Fields& f) {
                           f.str("version", kVersion).str("base_topic", base_);
                           std::vector<std::string> names;
-                          for (const auto& a : config_.accounts) names.push_back(a.name);
+                          for (const auto& a : config_->accounts) names.push_back(a.name);
                           f.strings("accounts", names);
-                          f.str("started_at", format_utc(loop_.clock().system()));
+                          f.str("started_at", started_at_);
                         }));
+}
+
+void Bridge::start() {
+  session_.set_retained(topics::bridge_state(base_), R"({"state":"online"})");
+  started_at_ = format_utc(loop_.clock().system());
+  publish_info();
   std::vector<std::string> filters = {topics::bridge_request_filter(base_)};
   for (auto& f : discovery_.filters()) filters.push_back(std::move(f));
   discovery_.start();
-  for (auto& account : accounts_) account->start();
-  if (config_.mqtt.tls) session_.on_connect_failure([this](const std::string&) { diagnose_tls(); });
+  for (auto& r : accounts_) r.account->start();
+  if (config_->mqtt.tls) {
+    session_.on_connect_failure([this](const std::string&) { diagnose_tls(); });
+  }
   session_.start([this](MqttMessage m) { on_message(std::move(m)); }, std::move(filters));
   watch_token_files();
 }
@@ -102,7 +175,7 @@ void Bridge::start() {
 void Bridge::diagnose_tls() {
   // Paho only says "no answer" when a TLS connection fails; a handshake with libcurl against the
   // same host, CA and client certificate says why (unknown CA, name mismatch, no certificate).
-  const auto& m = config_.mqtt;
+  const auto& m = config_->mqtt;
   HttpRequest probe;
   probe.url = "https://" + (m.host.find(':') != std::string::npos ? "[" + m.host + "]" : m.host) +
               ":" + std::to_string(m.port) + "/";
@@ -127,17 +200,123 @@ void Bridge::diagnose_tls() {
 void Bridge::watch_token_files() {
   // `graph2mqtt login` may write a token file for an account that has none: notice it within 2 s.
   token_file_timer_.start_after(Seconds(1), [this] {
-    for (auto& a : accounts_) {
-      if (a->state() == AuthState::signed_out) a->check_token_file();
+    for (auto& r : accounts_) {
+      if (r.account->state() == AuthState::signed_out) r.account->check_token_file();
     }
+    if (!retired_.empty() && *discovery_settled_ && release_attempts_ < 3) release_retired();
     watch_token_files();
   });
 }
 
 void Bridge::stop() {
   token_file_timer_.cancel();
-  for (auto& account : accounts_) account->shutdown();
+  for (auto& r : accounts_) r.account->shutdown();
   session_.shutdown(topics::bridge_state(base_), Millis(1000));
+}
+
+void Bridge::reconfigure(std::shared_ptr<const Config> fresh, const ReloadPlan& plan) {
+  auto is_in = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  std::vector<Running> old = std::move(accounts_);
+  accounts_.clear();
+  // Removed and changed accounts stop first, their topics cleared through the derived topics of
+  // the running configuration (auth/qr, the plain sub-topics).
+  std::vector<Running> kept;
+  for (auto& r : old) {
+    const std::string name = r.account->name();
+    if (is_in(plan.removed, name)) {
+      log_.info("SIGHUP: account ", name, " removed: stopping it and clearing its topics");
+      retire(std::move(r), /*clear=*/true);
+    } else if (is_in(plan.changed, name)) {
+      log_.info("SIGHUP: the settings of account ", name, " changed: restarting it");
+      // The graph/R topics of resources the account no longer has go, and those whose plain
+      // sub-topics (`fields`) change, which go with them; the others are the new account's to
+      // publish again.
+      const AccountConfig* now = fresh->find_account(name);
+      for (const auto& resource : r.config->find_account(name)->resources) {
+        const bool same = std::any_of(
+            now->resources.begin(), now->resources.end(),
+            [&](const auto& n) { return n.name == resource.name && n.fields == resource.fields; });
+        if (!same) session_.set_retained(topics::graph(base_, name, resource.name), "");
+      }
+      retire(std::move(r), /*clear=*/false);
+    } else {
+      kept.push_back(std::move(r));
+    }
+  }
+  config_ = std::move(fresh);
+  derived_ = std::make_unique<DerivedTopics>(*config_, session_);
+  std::vector<Account*> to_start;
+  std::size_t index = 0;
+  for (const auto& account : config_->accounts) {
+    auto it = std::find_if(kept.begin(), kept.end(),
+                           [&](const Running& r) { return r.account->name() == account.name; });
+    if (it != kept.end()) {
+      accounts_.push_back(std::move(*it));
+      kept.erase(it);
+    } else {
+      if (is_in(plan.added, account.name)) {
+        log_.info("SIGHUP: account ", account.name, " added: starting it");
+      }
+      accounts_.push_back(make_account(config_, account, index));
+      to_start.push_back(accounts_.back().account.get());
+    }
+    ++index;
+  }
+  for (Account* a : to_start) a->start();
+  publish_info();
+  discovery_.reconfigure(*config_);
+  if (!retired_.empty()) {
+    release_attempts_ = 0;
+    release_retired();
+  }
+}
+
+void Bridge::retire(Running running, bool clear) {
+  Account& account = *running.account;
+  account.shutdown();
+  running.http->close();  // nothing it still has to do reaches the network, nor answers
+  if (clear) {
+    const std::string name = account.name();
+    session_.set_retained(topics::auth_code(base_, name), "");
+    session_.set_retained(topics::auth_state(base_, name), "");
+    for (const auto& resource : running.config->find_account(name)->resources) {
+      session_.set_retained(topics::graph(base_, name, resource.name), "");
+    }
+  }
+  retired_.push_back(std::move(running));
+}
+
+void Bridge::release_retired() {
+  // The endpoint resolver keeps the callbacks of accounts that wait for an OpenID discovery until
+  // that discovery ends. An answer at once means it holds none: the retired accounts can go.
+  // Otherwise they stay (inert) until the discovery is over, which the probe's callback marks;
+  // the token-file tick then tries again (a few times per reload: a discovery that keeps failing
+  // is not started again and again for this).
+  if (retired_.empty()) return;
+  *discovery_settled_ = false;
+  ++release_attempts_;
+  auto returned = std::make_shared<bool>(false);
+  bool at_once = false;
+  const Running& first = retired_.front();
+  endpoints_.resolve(
+      identity_options(*first.config, *first.config->find_account(first.account->name())),
+      loop_.clock(),
+      [returned, settled = discovery_settled_, &at_once](const EndpointResolver::Result&) {
+        if (*returned) {
+          *settled = true;
+        } else {
+          at_once = true;
+        }
+      });
+  *returned = true;
+  if (at_once) {
+    retired_.clear();
+    return;
+  }
+  log_.debug("keeping ", retired_.size(),
+             " stopped account(s) until the endpoint discovery under way ends");
 }
 
 void Bridge::send_reply(const std::string& action, const std::optional<std::string>& response_topic,
@@ -200,7 +379,8 @@ void Bridge::dispatch(Request request) {
       std::holds_alternative<StatusCommand>(std::get<Command>(parsed)) && !request.account) {
     std::string data = "{\"accounts\":{";
     bool first = true;
-    for (auto& a : accounts_) {
+    for (auto& r : accounts_) {
+      const Account* a = r.account.get();
       if (!first) data += ',';
       first = false;
       rapidjson::StringBuffer key;
@@ -221,7 +401,7 @@ void Bridge::dispatch(Request request) {
       return;
     }
   } else if (accounts_.size() == 1) {
-    account = accounts_.front().get();
+    account = accounts_.front().account.get();
   } else {
     reply(CommandResult::failure("`account` is required when several accounts are configured"));
     return;
@@ -235,7 +415,9 @@ void Bridge::dispatch(Request request) {
   run(*account, std::move(std::get<Command>(parsed)), reply);
 }
 
-void Bridge::run(Account& account, Command command, const Reply& reply) {
+void Bridge::run(Account& account, Command command, const Reply& direct) {
+  auto guard = std::make_shared<ReplyOnce>(direct, alive_);
+  const Reply reply = [guard](CommandResult result) { (*guard)(std::move(result)); };
   std::visit(Overloaded{
                  [&](const StatusCommand&) { reply(CommandResult::success(account.state_json())); },
                  [&](const LoginCommand& c) {

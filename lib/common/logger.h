@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -28,8 +29,8 @@ class Logger {
   explicit Logger(LogLevel level = LogLevel::info, Sink sink = stderr_sink());
 
   void set_level(LogLevel level) { level_ = level; }
-  LogLevel level() const { return level_; }
-  bool enabled(LogLevel level) const { return level <= level_; }
+  LogLevel level() const { return level_.load(); }
+  bool enabled(LogLevel level) const { return level <= level_.load(); }
 
   template <typename... Args>
   void log(LogLevel level, Args&&... args) {
@@ -60,7 +61,7 @@ class Logger {
  private:
   void write(LogLevel level, const std::string& message) noexcept;
 
-  LogLevel level_;
+  std::atomic<LogLevel> level_;  // a reload may change it while Paho's threads log
   Sink sink_;
   std::mutex mutex_;  // Paho's threads may log too
 };

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <rapidjson/pointer.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
@@ -270,9 +272,24 @@ class Validator {
     return text;
   }
 
-  void check_readable(const Field& f, std::optional<std::filesystem::path>& out) {
+  // `digest` gains the SHA-256 of the file's contents: a reload notices a certificate renewed
+  // under the same path.
+  void check_readable(const Field& f, std::optional<std::filesystem::path>& out,
+                      std::string& digest) {
     std::filesystem::path p;
-    if (read_named_file(f, &p)) out = p;
+    if (auto text = read_named_file(f, &p)) {
+      out = p;
+      std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+      unsigned int length = 0;
+      EVP_Digest(text->data(), text->size(), md.data(), &length, EVP_sha256(), nullptr);
+      static const char* const kHex = "0123456789abcdef";
+      digest += f.path + "=";
+      for (unsigned int i = 0; i < length; ++i) {
+        digest += kHex[md[i] >> 4];
+        digest += kHex[md[i] & 0xf];
+      }
+      digest += ";";
+    }
   }
 
   void identity(const std::optional<Field>& field) {
@@ -315,7 +332,7 @@ class Validator {
       }
       if (oidc()) diag_.warning(f->line, f->path, not_oidc);
     }
-    if (auto f = m->get("ca")) check_readable(*f, out.ca);
+    if (auto f = m->get("ca")) check_readable(*f, out.ca, out.files_digest);
     if (auto f = m->get("timeout")) {
       if (auto d = config_detail::read_duration(diag_, *f)) {
         if (*d < std::chrono::seconds(1) || *d > kMaxTimeout) {
@@ -432,9 +449,9 @@ class Validator {
     const auto ca = m->get("ca");
     const auto cert = m->get("cert");
     const auto key = m->get("key");
-    if (ca) check_readable(*ca, out.ca);
-    if (cert) check_readable(*cert, out.cert);
-    if (key) check_readable(*key, out.key);
+    if (ca) check_readable(*ca, out.ca, out.files_digest);
+    if (cert) check_readable(*cert, out.cert, out.files_digest);
+    if (key) check_readable(*key, out.key, out.files_digest);
     if (cert && !key) diag_.error(cert->line, cert->path, "needs mqtt.key as well");
     if (key && !cert) diag_.error(key->line, key->path, "needs mqtt.cert as well");
     if (server_ok && !out.tls) {

@@ -41,6 +41,9 @@ struct MqttConfig {
   // mqtt.max_message_size: no payload larger than this is published (nor a packet larger than
   // the broker's Maximum Packet Size; MqttSession checks both).
   std::size_t max_message_size = 1024 * 1024;
+  // SHA-256 of the contents of ca, cert and key as read: a reload notices a certificate renewed
+  // under the same path (config/config_compare.h).
+  std::string files_digest;
 };
 
 // What the identity code reads (provider, authority, graph, protocol and the oidc endpoints: the
@@ -54,6 +57,7 @@ struct IdentityConfig : PlatformOptions {
   int max_pending_sign_ins = 1000;
   // provider: oidc
   std::optional<std::string> api;
+  std::string files_digest;  // SHA-256 of ca's contents, as for MqttConfig
 };
 
 struct ResourceConfig {

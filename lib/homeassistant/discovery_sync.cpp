@@ -1,5 +1,6 @@
 #include "homeassistant/discovery_sync.h"
 
+#include <algorithm>
 #include <random>
 
 namespace g2m {
@@ -12,7 +13,7 @@ const std::string kMigrate = R"({"migrate_discovery":true})";
 
 DiscoverySync::DiscoverySync(const Config& config, EventLoop& loop, MqttSession& session,
                              MqttClient& client, Logger& log)
-    : config_(config),
+    : config_(&config),
       loop_(loop),
       session_(session),
       client_(client),
@@ -28,7 +29,7 @@ void DiscoverySync::start() {
 }
 
 std::vector<std::string> DiscoverySync::filters() const {
-  if (!config_.homeassistant_enabled) return {};
+  if (!config_->homeassistant_enabled) return {};
   return {prefix_ + "status"};
 }
 
@@ -65,7 +66,7 @@ bool DiscoverySync::on_message(const MqttMessage& message) {
   }
   if (message.topic == prefix_ + "status") {
     // Home Assistant's birth message: it may have lost its entities, so send them again.
-    if (config_.homeassistant_enabled && message.payload == "online" && !published_.empty()) {
+    if (config_->homeassistant_enabled && message.payload == "online" && !published_.empty()) {
       log_.info("Home Assistant is online: re-publishing discovery");
       for (const auto& topic : published_) session_.republish(topic);
     }
@@ -107,7 +108,8 @@ void DiscoverySync::wait_for_echoes(std::set<std::string> topics, void (Discover
 
 void DiscoverySync::end_collection() {
   deadline_.cancel();
-  plan_ = plan_discovery(config_, retained_);
+  plan_ = plan_discovery(*config_, retained_);
+  reconfigured_ = false;
   retained_.clear();
   if (plan_.migrate.empty()) {
     publish_devices();
@@ -154,6 +156,43 @@ void DiscoverySync::clean_up() {
   }
   plan_ = {};
   phase_ = Phase::done;
+  if (reconfigured_) apply_config();
+}
+
+void DiscoverySync::reconfigure(const Config& config) {
+  config_ = &config;
+  if (phase_ == Phase::waiting || phase_ == Phase::collecting) return;  // the plan is still ahead
+  if (phase_ != Phase::done) {
+    reconfigured_ = true;  // applied once the start-up plan is carried out
+    return;
+  }
+  apply_config();
+}
+
+void DiscoverySync::apply_config() {
+  reconfigured_ = false;
+  // What is published now tells which components a device loses (sent as `{"platform": ...}`).
+  RetainedConfigs previous;
+  for (const auto& topic : published_) {
+    if (const auto* payload = session_.retained_value(topic)) previous[topic] = *payload;
+  }
+  std::vector<std::string> now;
+  for (auto& [topic, payload] : discovery_messages(*config_, previous)) {
+    now.push_back(topic);
+    const auto* current = session_.retained_value(topic);
+    if (current == nullptr || *current != payload) session_.set_retained(topic, std::move(payload));
+  }
+  std::size_t removed = 0;
+  for (const auto& topic : published_) {
+    if (std::find(now.begin(), now.end(), topic) != now.end()) continue;
+    session_.set_retained(topic, "");
+    ++removed;
+  }
+  if (removed != 0) {
+    log_.info("home assistant: removing ", removed,
+              " discovery config(s) the configuration no longer has");
+  }
+  published_ = std::move(now);
 }
 
 }  // namespace g2m

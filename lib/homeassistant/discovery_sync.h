@@ -37,6 +37,10 @@ class DiscoverySync {
   // True when the message was one of discovery's (it needs nothing else).
   bool on_message(const MqttMessage& message);
   bool done() const { return phase_ == Phase::done; }
+  // A reload applied account by account (same prefix, same `enabled`): publishes the device
+  // configs of `config` (which must outlive this object or the next call) and clears those of
+  // accounts it no longer has; during the start-up sync, that sync uses `config` instead.
+  void reconfigure(const Config& config);
 
  private:
   enum class Phase { waiting, collecting, migrating, adopting, done };
@@ -45,8 +49,9 @@ class DiscoverySync {
   void publish_devices();
   void clean_up();
   void wait_for_echoes(std::set<std::string> topics, void (DiscoverySync::*next)());
+  void apply_config();
 
-  const Config& config_;
+  const Config* config_;
   EventLoop& loop_;
   MqttSession& session_;
   MqttClient& client_;
@@ -61,6 +66,7 @@ class DiscoverySync {
   std::set<std::string> echoes_;  // topics whose message the broker has not yet passed back
   void (DiscoverySync::*after_echoes_)() = nullptr;
   std::vector<std::string> published_;
+  bool reconfigured_ = false;  // a reload came while the start-up plan was being carried out
 };
 
 }  // namespace g2m

@@ -156,3 +156,59 @@ TEST_CASE("discovery sync: Home Assistant's birth message re-publishes the devic
   request.topic = "graph2mqtt/bridge/request/login";
   CHECK_FALSE(w.sync.on_message(request));
 }
+
+namespace {
+
+Config two_accounts_config() {
+  return parse_config(
+      "mqtt:\n  server: mqtt://localhost\nhomeassistant:\n  enabled: true\naccounts:\n"
+      "  hall:\n    client_id: 00000000-0000-0000-0000-000000000002\n",
+      "config.yaml");
+}
+
+const std::string kHallDevice = "homeassistant/device/graph2mqtt_hall/config";
+
+}  // namespace
+
+TEST_CASE("discovery sync: a reload publishes the added account's device and clears the removed") {
+  World w;
+  w.marker_back();
+  REQUIRE(w.sync.done());
+  const auto before = w.client.sent.size();
+  const Config fresh = two_accounts_config();  // kitchen removed, hall added
+  w.sync.reconfigure(fresh);
+  w.loop.run_once(Millis(0));
+  CHECK(w.first(kHallDevice, "components", before) < w.client.sent.size());
+  const auto cleared = w.first(kDevice, "", before);
+  REQUIRE(cleared < w.client.sent.size());
+  CHECK(w.client.sent[cleared].payload.empty());
+  // The bridge device is the same: not sent again.
+  CHECK(w.first("homeassistant/device/graph2mqtt_bridge/config", "", before) ==
+        w.client.sent.size());
+  // Home Assistant's birth message brings back the new set only.
+  const auto birth = w.client.sent.size();
+  w.deliver("homeassistant/status", "online", false);
+  w.loop.run_once(Millis(0));
+  CHECK(w.first(kHallDevice, "components", birth) < w.client.sent.size());
+  CHECK(w.first(kDevice, "components", birth) == w.client.sent.size());
+}
+
+TEST_CASE("discovery sync: a reload during the start-up migration is applied once it is done") {
+  World w;
+  w.deliver(kOldState, kOwn);
+  w.marker_back();
+  const auto migrate = w.first(kOldState, "migrate_discovery");
+  REQUIRE(migrate < w.client.sent.size());
+  const Config fresh = two_accounts_config();
+  w.sync.reconfigure(fresh);
+  w.echo_from(migrate);
+  w.echo_from(migrate + 1);
+  w.loop.run_once(Millis(0));
+  REQUIRE(w.sync.done());
+  // The start-up plan published kitchen's device; the reload then replaced it with hall's.
+  const auto hall = w.first(kHallDevice, "components");
+  REQUIRE(hall < w.client.sent.size());
+  const auto cleared = w.first(kDevice, "", w.first(kDevice, "components") + 1);
+  REQUIRE(cleared < w.client.sent.size());
+  CHECK(w.client.sent[cleared].payload.empty());
+}
