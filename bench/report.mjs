@@ -90,6 +90,7 @@ const rows = [
   ['nghttpx / delay relay CPU', (x) => `${secs(x.front_cpu_s)} / ${secs(x.delay_cpu_s)}`],
   ['Mosquitto CPU during the sign-ins', (x) => secs(x.broker_cpu_s)],
   ['MQTT messages not received (start-up + 7 per account)', (x) => (x.mqtt_messages_missing ? fmt(lost(x)) : '-')],
+  ['  dropped by the agent; broker "dropping for a subscriber" lines', (x) => (x.agent_dropped_messages === undefined ? '-' : `${x.agent_dropped_messages}; ${x.broker_dropping_warnings}`)],
   ['load average (1 min) at the start', (x) => fmt(x.machine?.loadavg_1m, 2)],
 ];
 const cols = peer ? [agent, peer] : [agent];
