@@ -7,7 +7,12 @@ install(FILES ${PROJECT_SOURCE_DIR}/config/config.yaml DESTINATION /etc/graph2mq
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/graph2mqtt.service DESTINATION /lib/systemd/system)
 install(FILES ${PROJECT_SOURCE_DIR}/config/mosquitto.conf ${PROJECT_SOURCE_DIR}/config/mosquitto.acl
         DESTINATION ${CMAKE_INSTALL_DATADIR}/graph2mqtt)
-install(FILES ${PROJECT_SOURCE_DIR}/packaging/graph2mqtt.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+# Man pages go in compressed (Debian policy §12.1: gzip -9n).
+set(G2M_MAN_PAGE ${PROJECT_BINARY_DIR}/graph2mqtt.1.gz)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/packaging/graph2mqtt.1)
+execute_process(COMMAND gzip -9nc ${PROJECT_SOURCE_DIR}/packaging/graph2mqtt.1
+                OUTPUT_FILE ${G2M_MAN_PAGE} COMMAND_ERROR_IS_FATAL ANY)
+install(FILES ${G2M_MAN_PAGE} DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${PROJECT_SOURCE_DIR}/README.md ${PROJECT_SOURCE_DIR}/docs/mqtt-api.md
               ${PROJECT_SOURCE_DIR}/docs/operating.md ${PROJECT_SOURCE_DIR}/docs/faq.md
               ${PROJECT_SOURCE_DIR}/CHANGELOG.md
