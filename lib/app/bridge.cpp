@@ -203,7 +203,6 @@ void Bridge::watch_token_files() {
     for (auto& r : accounts_) {
       if (r.account->state() == AuthState::signed_out) r.account->check_token_file();
     }
-    if (!retired_.empty() && *discovery_settled_ && release_attempts_ < 3) release_retired();
     watch_token_files();
   });
 }
@@ -267,10 +266,6 @@ void Bridge::reconfigure(std::shared_ptr<const Config> fresh, const ReloadPlan& 
   for (Account* a : to_start) a->start();
   publish_info();
   discovery_.reconfigure(*config_);
-  if (!retired_.empty()) {
-    release_attempts_ = 0;
-    release_retired();
-  }
 }
 
 void Bridge::retire(Running running, bool clear) {
@@ -285,38 +280,8 @@ void Bridge::retire(Running running, bool clear) {
       session_.set_retained(topics::graph(base_, name, resource.name), "");
     }
   }
-  retired_.push_back(std::move(running));
-}
-
-void Bridge::release_retired() {
-  // The endpoint resolver keeps the callbacks of accounts that wait for an OpenID discovery until
-  // that discovery ends. An answer at once means it holds none: the retired accounts can go.
-  // Otherwise they stay (inert) until the discovery is over, which the probe's callback marks;
-  // the token-file tick then tries again (a few times per reload: a discovery that keeps failing
-  // is not started again and again for this).
-  if (retired_.empty()) return;
-  *discovery_settled_ = false;
-  ++release_attempts_;
-  auto returned = std::make_shared<bool>(false);
-  bool at_once = false;
-  const Running& first = retired_.front();
-  endpoints_.resolve(
-      identity_options(*first.config, *first.config->find_account(first.account->name())),
-      loop_.clock(),
-      [returned, settled = discovery_settled_, &at_once](const EndpointResolver::Result&) {
-        if (*returned) {
-          *settled = true;
-        } else {
-          at_once = true;
-        }
-      });
-  *returned = true;
-  if (at_once) {
-    retired_.clear();
-    return;
-  }
-  log_.debug("keeping ", retired_.size(),
-             " stopped account(s) until the endpoint discovery under way ends");
+  // `running` goes here: the account, then its requests, then the configuration it points into
+  // (a discovery under way keeps only callbacks that check whether their driver is alive).
 }
 
 void Bridge::send_reply(const std::string& action, const std::optional<std::string>& response_topic,

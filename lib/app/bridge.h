@@ -82,7 +82,6 @@ class Bridge {
   // Stops an account for good: a pending sign-in ends as at a shutdown, its requests are
   // cancelled; `clear` also empties its retained topics (a removed account).
   void retire(Running running, bool clear);
-  void release_retired();
   void publish_info();
   void on_message(MqttMessage message);
   void dispatch(Request request);
@@ -107,11 +106,6 @@ class Bridge {
   std::unique_ptr<DerivedTopics> derived_;
   DiscoverySync discovery_;
   std::vector<Running> accounts_;
-  // Accounts stopped by a reload while an endpoint discovery they may wait for is under way:
-  // kept (inert) until the resolver holds no callback of theirs.
-  std::vector<Running> retired_;
-  std::shared_ptr<bool> discovery_settled_ = std::make_shared<bool>(false);
-  int release_attempts_ = 0;
   std::string base_;
   ReplyPolicy reply_policy_;
   std::uint64_t seed_ = 0;

@@ -88,7 +88,9 @@ void SignInDriver::resolve() {
   resolving_ = true;
   const std::uint64_t epoch = epoch_;
   ctx_.endpoints.resolve(
-      ctx_.account, ctx_.loop.clock(), [this, epoch](EndpointResolver::Result result) {
+      ctx_.account, ctx_.loop.clock(),
+      [this, epoch, alive = std::weak_ptr<bool>(alive_)](EndpointResolver::Result result) {
+        if (alive.expired()) return;                 // the driver is gone
         if (epoch != epoch_ || !resolving_) return;  // cancelled meanwhile
         resolving_ = false;
         if (auto* failure = std::get_if<AuthFailure>(&result)) {

@@ -170,6 +170,9 @@ class SignInDriver : private SignInSteps {
   SteadyTime retry_deadline_{};  // the method's own retry of a failed code request
   Timer expiry_timer_;
   std::uint64_t epoch_ = 0;  // bumps at every start/cancel: late answers of an old one are dropped
+  // The endpoint resolver keeps a waiting discovery's callbacks, also of a driver that is gone
+  // (an account a reload removed): they check this first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::uint64_t seed_;
   std::function<void(CompleteOutcome)> complete_done_;
 };

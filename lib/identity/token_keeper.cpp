@@ -112,20 +112,22 @@ void TokenKeeper::refresh(std::function<void(bool)> done) {
   }
   resolving_ = true;
   const std::uint64_t epoch = epoch_;
-  ctx_.endpoints.resolve(ctx_.account, ctx_.loop.clock(),
-                         [this, epoch](EndpointResolver::Result result) {
-                           if (!resolving_ || epoch != epoch_) return;  // forgotten meanwhile
-                           resolving_ = false;
-                           if (auto* failure = std::get_if<AuthFailure>(&result)) {
-                             // No endpoints yet: keep the tokens and try again later.
-                             AuthFailure f = *failure;
-                             f.kind = AuthFailure::Kind::transient;
-                             on_failure(f);
-                             return;
-                           }
-                           endpoints_ = std::get<Endpoints>(result);
-                           send();
-                         });
+  ctx_.endpoints.resolve(
+      ctx_.account, ctx_.loop.clock(),
+      [this, epoch, alive = std::weak_ptr<bool>(alive_)](EndpointResolver::Result result) {
+        if (alive.expired()) return;                 // the keeper is gone
+        if (!resolving_ || epoch != epoch_) return;  // forgotten meanwhile
+        resolving_ = false;
+        if (auto* failure = std::get_if<AuthFailure>(&result)) {
+          // No endpoints yet: keep the tokens and try again later.
+          AuthFailure f = *failure;
+          f.kind = AuthFailure::Kind::transient;
+          on_failure(f);
+          return;
+        }
+        endpoints_ = std::get<Endpoints>(result);
+        send();
+      });
 }
 
 void TokenKeeper::send() {

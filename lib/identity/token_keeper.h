@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -89,6 +90,9 @@ class TokenKeeper {
   Jitter jitter_;
   std::optional<TokenSet> tokens_;
   std::uint64_t epoch_ = 0;
+  // The endpoint resolver keeps a waiting discovery's callbacks, also of a keeper that is gone
+  // (an account a reload removed): they check this first.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   std::optional<Endpoints> endpoints_;
   std::optional<Http::RequestId> request_;
   bool resolving_ = false;

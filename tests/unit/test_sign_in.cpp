@@ -1,6 +1,7 @@
 // The sign-in driver on a fake clock with a fake HTTP: every phase, both methods, tenant policy.
 #include <doctest/doctest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -356,6 +357,29 @@ TEST_CASE("sign-in: discovery's Retry-After date is counted on the loop's clock 
   CHECK(rig.events.events == std::vector<std::string>{"transient_error:http_503"});
   REQUIRE(rig.driver.retry_in());
   CHECK(*rig.driver.retry_in() == 180s);
+}
+
+TEST_CASE("sign-in: a driver gone while the discovery it waits for is under way is never called") {
+  // A reload removes an account whose sign-in waits for the shared OpenID discovery: the
+  // resolver still holds its callback when the discovery answers.
+  IdentityOptions oidc = test::kitchen_options();
+  oidc.platform.provider = Provider::oidc;
+  oidc.platform.issuer = "http://127.0.0.1:9/realm";
+  Rig rig(oidc);
+  Recorder gone_events;
+  auto gone = std::make_unique<SignInDriver>(rig.context(7), gone_events);
+  gone->start(SignInMethod::device_code, false);
+  rig.driver.start(SignInMethod::device_code, false);
+  REQUIRE(rig.http.pending_count() == 1);  // one discovery for both
+  gone.reset();
+  rig.http.answer(200, R"({"device_authorization_endpoint":"http://127.0.0.1:9/realm/device",)"
+                       R"("token_endpoint":"http://127.0.0.1:9/realm/token"})");
+  // The driver still alive goes on to its code; the one that went hears nothing.
+  REQUIRE(rig.http.has_pending());
+  CHECK(rig.http.oldest().url == "http://127.0.0.1:9/realm/device");
+  CHECK(rig.http.pending_count() == 1);
+  CHECK(gone_events.events.empty());
+  CHECK(rig.driver.phase() == SignInPhase::requesting_code);
 }
 
 TEST_CASE("sign-in: protocol v1 has no browser sign-in, so the fallback cannot apply") {
