@@ -191,6 +191,21 @@ bool signed_out(const rapidjson::Value& v) {
   return json_str(v, "state") == "signed_out";
 }
 
+// The agent as a gateway configures it for the drop-in: user `agent`, its password in a file.
+AgentConfig gateway_agent(const TempDir& tmp, const DebianMosquitto& broker, const Simulator& sim,
+                          const Pki& pki, const std::string& mqtt_extra = "") {
+  write_file(tmp / "agent.secret", "agent-pw\n");
+  AgentConfig config;
+  config.mqtt_server = broker.url();
+  config.authority = sim.https_url();
+  config.graph = sim.https_url() + "/v1.0";
+  config.ca = pki.ca;
+  config.accounts = kitchen_account() + office_account();
+  config.mqtt_extra =
+      "username: agent\npassword_file: " + (tmp / "agent.secret").string() + "\n" + mqtt_extra;
+  return config;
+}
+
 }  // namespace
 
 // ctest -L broker: the shipped broker setup.
@@ -208,16 +223,7 @@ TEST_CASE("acl: the drop-in runs on Debian's stock mosquitto.conf and binds clie
                          "\npattern readwrite g2m-test/#\n");
   Simulator sim(pki, {"--interval", "1"});
 
-  write_file(tmp / "agent.secret", "agent-pw\n");
-  AgentConfig config;
-  config.mqtt_server = broker.url();
-  config.authority = sim.https_url();
-  config.graph = sim.https_url() + "/v1.0";
-  config.ca = pki.ca;
-  config.accounts = kitchen_account() + office_account();
-  config.mqtt_extra = "username: agent\npassword_file: " + (tmp / "agent.secret").string() +
-                      "\nclient_id: graph2mqtt-gateway\n";
-  Agent agent(config);
+  Agent agent(gateway_agent(tmp, broker, sim, pki, "client_id: graph2mqtt-gateway\n"));
 
   MqttProbe admin(as(broker.url(), "admin", "admin-pw"));
   // The kitchen display on the websockets listener, as a TV browser connects.
@@ -339,15 +345,7 @@ TEST_CASE(
   DebianMosquitto broker(tmp / "broker", {{"agent", "agent-pw"}, {"display-kitchen", "kitchen-pw"}},
                          "\npattern readwrite g2m-test/#\n", /*lan_listener=*/true);
   Simulator sim(pki, {"--interval", "1"});
-  write_file(tmp / "agent.secret", "agent-pw\n");
-  AgentConfig config;
-  config.mqtt_server = broker.url();
-  config.authority = sim.https_url();
-  config.graph = sim.https_url() + "/v1.0";
-  config.ca = pki.ca;
-  config.accounts = kitchen_account() + office_account();
-  config.mqtt_extra = "username: agent\npassword_file: " + (tmp / "agent.secret").string() + "\n";
-  Agent agent(config);
+  Agent agent(gateway_agent(tmp, broker, sim, pki));
 
   // An ESP32 panel speaks plain MQTT, not WebSockets.
   MqttProbe display(as(broker.lan_url(), "display-kitchen", "kitchen-pw"));
