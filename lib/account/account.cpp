@@ -347,15 +347,17 @@ void Account::approved(TokenSet tokens) {
   adopt_tokens(std::move(tokens), /*announce=*/true);
 }
 
-void Account::ended(SignInEnd end, const AuthFailure* failure) {
+void Account::ended(SignInEnd end, SignInMethod method, const AuthFailure* failure) {
   switch (end) {
     case SignInEnd::declined:
       reply_waiters(CommandResult::failure("the sign-in was declined"));
       end_sign_in(SignOutReason::declined);
       return;
     case SignInEnd::code_expired: {
-      const bool renewing = config_.renew_code && !browser_preferred_ &&
-                            config_.sign_in_method != SignInMethodSetting::browser;
+      // renew_code renews an expired device code, never a browser sign-in (whatever the login
+      // asked for), nor a device code once the tenant's policy made the browser the way in.
+      const bool renewing = config_.renew_code && method == SignInMethod::device_code &&
+                            default_method() == SignInMethod::device_code;
       end_sign_in(SignOutReason::code_expired, renewing);
       return;
     }
@@ -445,6 +447,19 @@ void Account::refresh_refused(const AuthFailure& failure) {
     // AADSTS530036 and kin: tokens a device-code sign-in produced are refused for good.
     reason = SignOutReason::blocked;
     if (config_.sign_in_method == SignInMethodSetting::auto_) browser_preferred_ = true;
+    if (config_.sign_in == SignIn::auto_ && default_method() == SignInMethod::browser &&
+        !sign_in_.active()) {
+      // docs/mqtt-api.md "Browser sign-in and tenant policy": the tokens go, and a browser
+      // sign-in follows at once; auth/state goes to pending (no signed_out), as after a refusal
+      // of the device code.
+      keeper_.forget();
+      clear_graph_topics();
+      ctx_.log.warn(config_.name, ": the tokens were refused by the tenant's policy and deleted; ",
+                    "starting a browser sign-in");
+      set_state(AuthState::pending, std::nullopt);
+      start_sign_in(SignInMethod::browser);
+      return;
+    }
   } else if (failure.kind == AuthFailure::Kind::oauth && rejects_refresh_token(failure.error)) {
     reason = SignOutReason::refresh_rejected;
   }
@@ -463,10 +478,9 @@ void Account::lose_tokens(SignOutReason reason, const AuthFailure* failure) {
   set_state(AuthState::signed_out, reason, failure);
   emit("signed_out", [&](json::Fields& f) { f.str("reason", to_string(reason)); });
   ctx_.log.warn(config_.name, ": signed out (", to_string(reason), ")");
-  const bool may_sign_in_again =
-      reason == SignOutReason::refresh_rejected ||
-      (reason == SignOutReason::blocked && default_method() == SignInMethod::browser);
-  if (may_sign_in_again && config_.sign_in == SignIn::auto_) start_sign_in(default_method());
+  if (reason == SignOutReason::refresh_rejected && config_.sign_in == SignIn::auto_) {
+    start_sign_in(default_method());
+  }
 }
 
 void Account::check_token_file() {

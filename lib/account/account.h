@@ -113,7 +113,7 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   void redemption_failed(const AuthFailure& failure) override;
   void redeemed(const TokenSet& tokens) override;
   void approved(TokenSet tokens) override;
-  void ended(SignInEnd end, const AuthFailure* failure) override;
+  void ended(SignInEnd end, SignInMethod method, const AuthFailure* failure) override;
 
   // tokens (the lifecycle is TokenKeeper's; these are its events and the account's glue)
   void adopt_tokens(TokenSet tokens, bool announce);

@@ -146,7 +146,7 @@ class TerminalSignIn : private SignInEvents {
     finish(0, "Signed in" + who + "; the tokens are stored in " +
                   store_.file_for(account_.name).string());
   }
-  void ended(SignInEnd end, const AuthFailure* failure) override {
+  void ended(SignInEnd end, SignInMethod /*method*/, const AuthFailure* failure) override {
     switch (end) {
       case SignInEnd::declined:
         finish(1, "The sign-in was declined.");
@@ -234,14 +234,24 @@ int terminal_login(const Config& config, const std::string& name, bool force, bo
   EventLoop loop(clock, http);
   TerminalSignIn sign_in(config, *account, loop, http, store, log, browser);
 
+  // SIGUSR2 ends this thread only once `stopping` is set: one sent from outside (kill -USR2) is
+  // ignored, so Ctrl-C still works after it (as in the agent's own signal thread).
+  std::atomic<bool> stopping{false};
   std::thread signals([&] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    if (sig != SIGUSR2) loop.post([&] { sign_in.interrupt(); });
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&set, &sig) != 0) continue;
+      if (sig == SIGUSR2) {
+        if (stopping.load()) return;
+        continue;
+      }
+      loop.post([&] { sign_in.interrupt(); });
+    }
   });
   sign_in.start();
   loop.run();
   sign_in.stop_reading();
+  stopping.store(true);
   pthread_kill(signals.native_handle(), SIGUSR2);
   signals.join();
   return sign_in.result();

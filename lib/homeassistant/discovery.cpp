@@ -29,6 +29,44 @@ std::string route_of(const std::string& path) {
   return path.substr(0, path.find('?'));
 }
 
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// What well-known Graph routes hold, in words; empty for the others.
+std::string route_label(const std::string& path) {
+  const std::string route = lower(route_of(path));
+  if (ends_with(route, "/presence")) return "Presence";
+  if (contains(route, "/calendarview") || contains(route, "/events") ||
+      contains(route, "/calendar")) {
+    return "Calendar";
+  }
+  if (contains(route, "/messages") || contains(route, "/mailfolders")) return "Mail";
+  if (contains(route, "/todo") || contains(route, "/planner/tasks")) return "Tasks";
+  if (contains(route, "/chats")) return "Chats";
+  if (contains(route, "/joinedteams")) return "Teams";
+  if (contains(route, "/photo")) return "Photo";
+  if (contains(route, "/drive")) return "Files";
+  const auto slash = route.find('/', 1);
+  if (route == "/me" || (route.rfind("/users/", 0) == 0 && slash == 6 &&
+                         route.find('/', slash + 1) == std::string::npos)) {
+    return "Profile";
+  }
+  return "";
+}
+
+// `next_meeting` → "next meeting": separators become spaces.
+std::string words_of(const std::string& name) {
+  std::string out;
+  for (char c : name) out += (c == '_' || c == '-') ? ' ' : c;
+  return out;
+}
+
 // An entity id's object part: lower case letters, digits and single `_` (Home Assistant refuses
 // anything else in `default_entity_id`).
 std::string slug(const std::string& id) {
@@ -79,6 +117,16 @@ constexpr const char* kCountOrOk =
     "defined and value_json['value'] is sequence and value_json['value'] is not string and "
     "value_json['value'] is not mapping "
     "else 'ok' }}";
+
+// auth/state as attributes, plus `sign_in_url`, `user_code` and `verification_uri` lifted out
+// of `code` (null when no sign-in waits), so a card can show them without a nested lookup.
+constexpr const char* kAuthStateAttributes =
+    "{% set c = value_json.code if value_json is mapping and value_json.code is mapping "
+    "else {} %}"
+    "{{ dict(value_json if value_json is mapping else {}, "
+    "sign_in_url=c.get('sign_in_url'), user_code=c.get('user_code'), "
+    "verification_uri=c.get('verification_uri')) "
+    "| tojson }}";
 
 void availability_entry(json::Writer& w, const std::string& topic, const std::string& state) {
   w.StartObject();
@@ -183,8 +231,10 @@ std::vector<Component> account_components(const Config& config, const AccountCon
                        .str("value_template", "{{ value_json.state }}")
                        .str("device_class", "enum")
                        .strings("options", {"signed_out", "pending", "signed_in"})
-                       // user, code, expires_at, reason, error: all of auth/state is small.
+                       // user, code, expires_at, reason, error: all of auth/state is small;
+                       // the address to open and the code to type also at the top level.
                        .str("json_attributes_topic", account_topic + "/auth/state")
+                       .str("json_attributes_template", kAuthStateAttributes)
                        .str("icon", "mdi:account-key");
                  }});
   out.push_back({"qr", "image", [=](json::Writer& w) {
@@ -210,7 +260,7 @@ std::vector<Component> account_components(const Config& config, const AccountCon
   const std::string browser = json::object(
       [&](json::Fields& f) { f.str("account", account.name).str("method", "browser"); });
   button("sign_in", "Sign in", "login", plain, "mdi:login");
-  button("sign_in_browser", "Sign in with a browser", "login", browser, "mdi:web");
+  button("sign_in_browser", "Sign in (browser)", "login", browser, "mdi:web");
   button("sign_out", "Sign out", "logout", plain, "mdi:logout");
   for (const auto& r : account.resources) {
     const std::string topic = account_topic + "/graph/" + r.name;
@@ -220,7 +270,7 @@ std::vector<Component> account_components(const Config& config, const AccountCon
                                          : std::string(kCountOrOk);
     out.push_back({"graph_" + r.name, "sensor", [=](json::Writer& w) {
                      json::Fields(w)
-                         .str("name", r.name)
+                         .str("name", resource_display_name(r.name, r.path))
                          .str("state_topic", topic)
                          .str("value_template", state)
                          .str("json_attributes_topic", topic)
@@ -268,6 +318,22 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 }  // namespace
+
+std::string resource_display_name(const std::string& name, const std::string& path) {
+  const std::string label = route_label(path);
+  std::string words = words_of(name);
+  if (label.empty()) {
+    if (!words.empty())
+      words[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(words[0])));
+    return words;
+  }
+  // A name that only repeats the route ("presence", "me", "events") adds nothing.
+  const std::string route = lower(route_of(path));
+  const std::string last = route.substr(route.rfind('/') + 1);
+  const std::string key = lower(words);
+  if (key == lower(label) || key == last || key == "me") return label;
+  return label + " " + words;
+}
 
 std::string discovery_node_id(const std::string& base_topic, const std::string& account) {
   std::string id = base_topic + "_" + account;

@@ -23,6 +23,11 @@ using RetainedConfigs = std::map<std::string, std::string>;  // topic -> payload
 std::vector<std::pair<std::string, std::string>> discovery_messages(
     const Config& config, const RetainedConfigs& previous = {});
 
+// A resource sensor's name as Home Assistant shows it: what the Graph path is ("Presence",
+// "Calendar", "Mail", ...), followed by the resource's own name where that says more ("Calendar
+// today"); the resource's name alone, made readable ("Next meeting"), for other paths.
+std::string resource_display_name(const std::string& name, const std::string& path);
+
 // `B_A`: the id of an account's device (a `/` in B becomes `_`); `B_bridge` for the bridge.
 std::string discovery_node_id(const std::string& base_topic, const std::string& account);
 

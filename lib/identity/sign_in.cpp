@@ -266,6 +266,7 @@ void SignInDriver::complete(const std::string& address, std::function<void(Compl
 }
 
 void SignInDriver::finish(SignInEnd end, const AuthFailure* failure) {
+  const SignInMethod method = this->method().value_or(requested_method_);
   auto done = std::move(complete_done_);
   complete_done_ = nullptr;
   stop_io();
@@ -276,7 +277,7 @@ void SignInDriver::finish(SignInEnd end, const AuthFailure* failure) {
                          failure ? "sign-in failed: " + failure->error + ": " + failure->description
                                  : "the sign-in ended"});
   }
-  events_.ended(end, failure);
+  events_.ended(end, method, failure);
 }
 
 void SignInDriver::cancel() {

@@ -68,8 +68,9 @@ class SignInEvents {
   virtual void redeemed(const TokenSet& tokens) = 0;
   // The sign-in succeeded (the user's name looked up where the id_token had none).
   virtual void approved(TokenSet tokens) = 0;
-  // The sign-in ended without tokens; `failure` is set for error and blocked.
-  virtual void ended(SignInEnd end, const AuthFailure* failure) = 0;
+  // The sign-in ended without tokens; `method` is the one that was under way (renew_code applies
+  // to an expired device code only); `failure` is set for error and blocked.
+  virtual void ended(SignInEnd end, SignInMethod method, const AuthFailure* failure) = 0;
 };
 
 // A sign-in needs nothing beyond the account's identity context.

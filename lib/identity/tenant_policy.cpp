@@ -46,7 +46,11 @@ const char* to_string(TenantPolicy policy) {
 }
 
 std::optional<TenantPolicy> tenant_policy_of(const AuthFailure& failure) {
-  if (failure.kind == AuthFailure::Kind::transient) return std::nullopt;
+  // An outage (no answer, 429, 5xx) is retried whatever it mentions; a refusal is recognised
+  // whatever its OAuth error string, temporarily_unavailable included.
+  const bool outage =
+      !failure.http_status || *failure.http_status == 429 || *failure.http_status >= 500;
+  if (failure.kind == AuthFailure::Kind::transient && outage) return std::nullopt;
   for (int code : failure.error_codes) {
     if (auto p = policy_of_code(code)) return p;
   }

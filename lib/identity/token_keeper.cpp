@@ -199,7 +199,8 @@ TokenStore::WriteResult TokenKeeper::forget() {
   if (removed.busy) retry_remove(before);
   if (!removed.ok) {
     ctx_.log.error(ctx_.account.name, ": ", removed.message);
-    undeletable_file_ = before;  // never loaded again by this run (docs/mqtt-api.md "Tokens")
+    // Never loaded again by this run, also after a reload (docs/mqtt-api.md "Tokens").
+    ctx_.store.refuse_current_file(ctx_.account.name);
   }
   seen_file_.reset();
   finish(false);  // after the tokens are gone: a waiting refresh learns it
@@ -211,6 +212,8 @@ void TokenKeeper::retry_remove(std::optional<std::filesystem::file_time_type> fi
   // is never loaded again).
   persist_timer_.start_after(kLockRetry, [this, file] {
     if (tokens_) return;  // signed in again meanwhile: that file is wanted now
+    // `graph2mqtt login` held the lock to write a new file: that one is wanted, not removed.
+    if (ctx_.store.modified(ctx_.account.name) != file) return;
     const auto removed = ctx_.store.remove(ctx_.account.name);
     if (removed.busy) retry_remove(file);
   });
@@ -220,7 +223,7 @@ std::optional<TokenSet> TokenKeeper::new_token_file() {
   if (tokens_) return std::nullopt;
   const auto modified = ctx_.store.modified(ctx_.account.name);
   if (!modified || modified == seen_file_) return std::nullopt;
-  if (undeletable_file_ && modified == undeletable_file_) return std::nullopt;
+  if (ctx_.store.refused(ctx_.account.name)) return std::nullopt;
   seen_file_ = modified;
   auto loaded = ctx_.store.load(ctx_.account.name, binding());
   if (loaded.kind != TokenStore::LoadResult::Kind::ok || !loaded.tokens) {

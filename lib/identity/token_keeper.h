@@ -103,7 +103,6 @@ class TokenKeeper {
   bool persist_pending_ = false;
   std::optional<SteadyTime> busy_since_;  // the lock has been held by another process since
   std::optional<std::filesystem::file_time_type> seen_file_;
-  std::optional<std::filesystem::file_time_type> undeletable_file_;
 };
 
 }  // namespace g2m

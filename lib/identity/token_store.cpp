@@ -50,6 +50,15 @@ bool TokenStore::valid_account(std::string_view account) {
   return true;
 }
 
+void TokenStore::refuse_current_file(const std::string& account) {
+  if (auto modified = this->modified(account)) refused_[account] = *modified;
+}
+
+bool TokenStore::refused(const std::string& account) const {
+  const auto it = refused_.find(account);
+  return it != refused_.end() && modified(account) == it->second;
+}
+
 std::filesystem::path TokenStore::file_for(const std::string& account) const {
   return dir_ / (account + ".json");
 }
@@ -119,6 +128,11 @@ TokenStore::LoadResult TokenStore::load(const std::string& account,
   auto unreadable = [&](const std::string& what) {
     return fail(Kind::unreadable, "cannot read the token file " + name + ": " + what);
   };
+  if (refused(account)) {
+    return fail(Kind::unreadable, "the token file " + name +
+                                      " could not be deleted at logout and is not loaded again; "
+                                      "delete it by hand");
+  }
 
   std::string buffer;
   Wiper wiper{buffer};

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,6 +57,12 @@ class TokenStore {
   // Modification time of the token file (to notice a file written by `graph2mqtt login`).
   std::optional<std::filesystem::file_time_type> modified(const std::string& account) const;
 
+  // The token file `logout` could not delete is never loaded again by this run of the agent:
+  // not by the token-file watch, nor by the account a reload restarts (docs/mqtt-api.md
+  // "Tokens"). A file written later (by `graph2mqtt login`) takes its place and is loaded.
+  void refuse_current_file(const std::string& account);
+  bool refused(const std::string& account) const;
+
   std::filesystem::path file_for(const std::string& account) const;
   // The lock file beside the token file; it is never deleted (deleting a lock file lets two
   // writers lock two different inodes).
@@ -70,6 +77,7 @@ class TokenStore {
  private:
   std::filesystem::path dir_;
   posix::FileWriter* writer_;
+  std::map<std::string, std::filesystem::file_time_type> refused_;  // account -> that file's mtime
 };
 
 }  // namespace g2m

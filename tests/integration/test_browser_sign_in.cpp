@@ -382,7 +382,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "tenant policy: with sign_in auto a refused refresh token is followed by a browser sign-in") {
+    "tenant policy: with sign_in auto a refused refresh token is followed by a browser sign-in "
+    "at once") {
   Scenario s(with_method("auto", "  sign_in: auto\n"));
   wait_started(s);
   const std::size_t first = 0;  // sign_in: auto publishes the code at start
@@ -394,13 +395,34 @@ TEST_CASE(
   p.refuse_device_code_refresh = true;
   s.simulator.set_tenant_policy(p);
   const auto since = s.display.mark();
-  s.display.request("refresh", R"({"account":"kitchen"})");
-  CHECK(json_str(s.wait_event("kitchen", "signed_out", since).json(), "reason") == "blocked");
+  auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
+  CHECK(json_str(reply, "status") == "error");
   auto browser = s.display.wait_for_json(
       kCode,
       [](const rapidjson::Value& v) { return v.IsObject() && json_str(v, "method") == "browser"; },
       10s, since);
+  // The tokens are gone and the browser sign-in follows at once: auth_error, then code_issued
+  // (method browser), and auth/state goes from signed_in to pending without a signed_out.
+  auto error = s.wait_event("kitchen", "auth_error", since).json();
+  CHECK(json_str(error, "policy") == "conditional_access");
+  auto issued = s.wait_event("kitchen", "code_issued", since).json();
+  CHECK(json_str(issued, "method") == "browser");
+  CHECK(events_since(s, "kitchen", since) == std::vector<std::string>{"auth_error", "code_issued"});
+  // Straight from signed_in to pending: never signed_out in between.
+  auto pending = s.display
+                     .wait_for_json(
+                         "graph2mqtt/kitchen/auth/state",
+                         [](const rapidjson::Value& v) { return v["code"].IsObject(); }, 10s, since)
+                     .json();
+  CHECK(json_str(pending, "state") == "pending");
+  CHECK(json_str(pending["code"], "method") == "browser");
+  CHECK(pending["reason"].IsNull());
+  for (const auto& m : messages_since(s, "graph2mqtt/kitchen/auth/state", since)) {
+    CHECK(json_str(parse_json(m.payload), "state") != "signed_out");
+  }
   CHECK_FALSE(has_token_file(*s.agent));
+  for (const auto& r : kitchen_resources())
+    wait_cleared(s, s.topic("kitchen", "graph/" + r), since);
   CHECK(json_str(complete(s, s.simulator.browser_sign_in(json_str(browser.json(), "sign_in_url"))),
                  "status") == "ok");
   s.wait_state("kitchen", "signed_in", since);

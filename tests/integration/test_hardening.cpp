@@ -55,7 +55,7 @@ std::size_t restart_after(Scenario& s, Change&& change) {
 }  // namespace
 
 TEST_SUITE("hardening") {
-  TEST_CASE("hardening: an external SIGUSR2 is ignored; SIGTERM then publishes offline, exit 0") {
+  TEST_CASE("hardening: an external SIGUSR2 is ignored, SIGTERM then publishes offline, exit 0") {
     Scenario s;
     s.agent->process().terminate(SIGUSR2);
     // Still serving requests: the signal changed nothing.
@@ -116,7 +116,7 @@ TEST_SUITE("hardening") {
     CHECK(s.agent->running());
   }
 
-  TEST_CASE("hardening: token answers nested 200,000 levels deep are retried; the sign-in ends") {
+  TEST_CASE("hardening: token answers nested 200,000 levels deep are retried, the sign-in ends") {
     Scenario s;
     unusable_token_answers_are_retried(s, answer_once("token", kDeep, 2));
   }

@@ -151,6 +151,18 @@ TEST_CASE("terminal login: a code that expires unused is exit 1") {
   CHECK(s.simulator.counters().devicecode == 1);  // renew_code does not apply
 }
 
+TEST_CASE("terminal login: an external SIGUSR2 is ignored and Ctrl-C still ends it") {
+  Scenario s;
+  stop_agent(s);
+  auto process = s.agent->run({"login", "kitchen"});
+  wait_for_issued_code(s);
+  process.terminate(SIGUSR2);  // once ended its signal thread: Ctrl-C then went unheard
+  CHECK(process.running());
+  process.terminate(SIGINT);
+  CHECK(process.wait_exit(5s) == 1);  // nullopt when SIGINT went unheard
+  CHECK_FALSE(has_token_file(*s.agent));
+}
+
 TEST_CASE("terminal login: Ctrl-C while waiting is exit 1 and stores nothing") {
   Scenario s;
   stop_agent(s);

@@ -64,7 +64,7 @@ TEST_CASE("config: protocol v1 has no browser sign-in") {
                                  "available under protocol v1 (only the device code is)"});
 }
 
-TEST_CASE("config: under oidc the browser sign-in needs a redirect_uri; auto without one warns") {
+TEST_CASE("config: under oidc the browser sign-in needs a redirect_uri, auto without one warns") {
   const std::string oidc = "identity:\n  provider: oidc\n  issuer: https://idp.example.com\n";
   CHECK(errors_of(file(oidc, "    sign_in_method: browser\n")) ==
         std::vector<std::string>{"config.yaml:9: accounts.kitchen.redirect_uri: required with "

@@ -145,7 +145,7 @@ TEST_CASE("discovery: the bridge device carries a diagnostic connectivity sensor
   CHECK(str(d["availability"][0], "topic") == "graph2mqtt/bridge/state");
 }
 
-TEST_CASE("discovery: a / in the base topic becomes _ in ids; entity ids are lower case") {
+TEST_CASE("discovery: a / in the base topic becomes _ in ids, entity ids are lower case") {
   const auto c = config_with(kResources, true, "Home/G2M");
   const auto messages = discovery_messages(c);
   CHECK(messages[1].first == "homeassistant/device/Home_G2M_kitchen/config");
@@ -220,4 +220,25 @@ TEST_CASE("discovery plan: a component the configuration dropped is sent platfor
   const auto d2 = *json::parse_object(again.publish[1].second);
   CHECK_FALSE(d2["components"].HasMember("graph_presence"));
   CHECK(d2["components"].HasMember("graph_me"));
+}
+
+TEST_CASE("discovery: resource sensors have readable names, from the Graph path and their own") {
+  CHECK(resource_display_name("presence", "/me/presence?$select=availability") == "Presence");
+  CHECK(resource_display_name("me", "/me") == "Profile");
+  CHECK(resource_display_name("today", "/me/calendarView?startDateTime={today}") ==
+        "Calendar today");
+  CHECK(resource_display_name("events", "/me/events") == "Calendar");
+  CHECK(resource_display_name("unread", "/me/mailFolders/inbox/messages") == "Mail unread");
+  CHECK(resource_display_name("todo", "/me/todo/lists") == "Tasks todo");
+  CHECK(resource_display_name("boss", "/users/ceo@contoso.com/presence") == "Presence boss");
+  CHECK(resource_display_name("boss_profile", "/users/ceo@contoso.com") == "Profile boss profile");
+  CHECK(resource_display_name("next_meeting", "/me/insights/used") == "Next meeting");
+  const auto d = device(config_with(kResources), "graph2mqtt_kitchen");
+  CHECK(str(d["components"]["graph_presence"], "name") == "Presence");
+  CHECK(str(d["components"]["graph_today"], "name") == "Calendar today");
+  CHECK(str(d["components"]["graph_me"], "name") == "Profile");
+  CHECK(str(d["components"]["sign_in"], "name") == "Sign in");
+  CHECK(str(d["components"]["sign_in_browser"], "name") == "Sign in (browser)");
+  CHECK(str(d["components"]["sign_out"], "name") == "Sign out");
+  CHECK(str(d["components"]["auth_state"], "name") == "Sign-in state");
 }

@@ -114,7 +114,7 @@ TEST_CASE("oauth: temporarily_unavailable with HTTP 400 is transient") {
   CHECK(f.kind == AuthFailure::Kind::transient);
 }
 
-TEST_CASE("oauth: a 200 whose body is not JSON is transient; a 4xx without JSON is terminal") {
+TEST_CASE("oauth: a 200 whose body is not JSON is transient, a 4xx without JSON is terminal") {
   const auto& a = failure_of(parse_token_response(answer(200, "<html>proxy</html>"), kNow));
   CHECK(a.kind == AuthFailure::Kind::transient);
   CHECK(a.error == "invalid_response");

@@ -215,7 +215,7 @@ TEST_CASE("resource poller: a success resets the backoff") {
   CHECK(w.sink.errors[2].retry_in <= 10s);  // back to `every`
 }
 
-TEST_CASE("resource poller: a body larger than the cap is too_large; the previous body stays") {
+TEST_CASE("resource poller: a body larger than the cap is too_large, the previous body stays") {
   World w(60s, 64);
   w.http.answer(http_answer(200, R"({"a":1})"));
   w.http.answer(http_answer(200, R"({"a":")" + std::string(100, 'x') + "\"}"));
@@ -278,7 +278,7 @@ TEST_CASE("resource poller: a forced fetch publishes an unchanged body and answe
   CHECK(w.sink.published.size() == 2);
 }
 
-TEST_CASE("resource poller: stop drops the fetch under way; the next start publishes again") {
+TEST_CASE("resource poller: stop drops the fetch under way, the next start publishes again") {
   World w;
   w.http.answer(http_answer(200, R"({"a":1})"));
   w.poller.start_now();

@@ -55,6 +55,7 @@ struct Recorder final : SignInEvents {
   std::optional<AuthFailure> last_failure;
   std::optional<TokenSet> tokens;
   std::optional<SignInEnd> end;
+  std::optional<SignInMethod> ended_method;
   int stored = 0;
 
   void code_issued(const SignInPrompt& p) override {
@@ -85,9 +86,10 @@ struct Recorder final : SignInEvents {
     events.push_back("approved");
     tokens = std::move(t);
   }
-  void ended(SignInEnd e, const AuthFailure* f) override {
+  void ended(SignInEnd e, SignInMethod m, const AuthFailure* f) override {
     events.push_back("ended");
     end = e;
+    ended_method = m;
     if (f) last_failure = *f;
   }
 };
@@ -289,6 +291,7 @@ TEST_CASE("sign-in: the browser sign-in expires after 15 minutes as code_expired
   rig.driver.start(SignInMethod::browser, false);
   rig.run_until_request(16min);
   CHECK(rig.events.end == SignInEnd::code_expired);
+  CHECK(rig.events.ended_method == SignInMethod::browser);  // so renew_code does not apply
   CHECK(rig.driver.phase() == SignInPhase::idle);
   CHECK(rig.http.all().empty());
 }

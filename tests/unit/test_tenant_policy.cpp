@@ -79,6 +79,15 @@ TEST_CASE("tenant policy: other AADSTS codes and server errors are no policy ref
   CHECK_FALSE(busy.policy);
 }
 
+TEST_CASE("tenant policy: a 400 temporarily_unavailable carrying a policy code is a refusal") {
+  // "whatever the OAuth error string": only an outage (429, 5xx) is retried.
+  const auto f = failure_of(answer(400, refusal("temporarily_unavailable", 53003)));
+  REQUIRE(f.policy);
+  CHECK(*f.policy == TenantPolicy::conditional_access);
+  CHECK(f.kind == AuthFailure::Kind::oauth);
+  CHECK_FALSE(failure_of(answer(429, refusal("temporarily_unavailable", 530035))).policy);
+}
+
 TEST_CASE("tenant policy: an access_denied policy refusal at a poll is no decline") {
   DeviceCode code;
   code.device_code = Secret("dc");

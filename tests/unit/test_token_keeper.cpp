@@ -1,7 +1,13 @@
 // The token lifecycle on a fake clock: adopt, persist, the refresh schedule, one refresh in
 // flight with waiters, transient failures, a refused refresh token, forget, the file watch.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -173,4 +179,87 @@ TEST_CASE("token keeper: a token file another process wrote is picked up once") 
   REQUIRE(picked);
   CHECK(picked->refresh_token.reveal() == "RT-1");
   CHECK_FALSE(rig.keeper.new_token_file());
+}
+
+namespace {
+
+// A lock on the token file's lock file, as `graph2mqtt login` holds it while it writes.
+struct HeldLock {
+  explicit HeldLock(const std::filesystem::path& lock)
+      : fd(::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    REQUIRE(fd >= 0);
+    REQUIRE(::flock(fd, LOCK_EX) == 0);
+  }
+  ~HeldLock() { release(); }
+  void release() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  int fd;
+};
+
+// Refuses to delete files, as an immutable folder does (chattr +i).
+struct NoUnlink : posix::FileWriter {
+  int unlink(const char*) override {
+    errno = EPERM;
+    return -1;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("token keeper: a busy lock is retried without blocking, storage_error only after 5 s") {
+  Rig rig;
+  HeldLock lock(rig.store.lock_for("kitchen"));
+  const auto start = rig.clock.steady();
+  CHECK_FALSE(rig.store.exists("kitchen"));
+  rig.keeper.adopt(rig.tokens(), /*store=*/true);  // returns: the loop is never blocked
+  rig.run_until_request(4900ms);
+  CHECK(rig.events.seen.empty());  // retried quietly while the other writer may finish
+  CHECK_FALSE(rig.store.exists("kitchen"));
+  rig.run_until_request(300ms);
+  CHECK(rig.events.seen == std::vector<std::string>{"trouble:storage_error"});
+  CHECK(rig.clock.steady() - start >= 5s);
+  lock.release();
+  rig.run_until_request(6s);
+  CHECK(rig.stored_refresh_token() == "RT-1");  // nothing was lost meanwhile
+}
+
+TEST_CASE("token keeper: a file logout could not delete is not loaded again, also after a reload") {
+  test::IdentityRig rig;
+  test::TempDir dir{"g2m-keeper"};
+  NoUnlink writer;
+  TokenStore store(dir.path() / "tokens", writer);
+  store.prepare();
+  Events events;
+  auto keeper = std::make_unique<TokenKeeper>(TokenKeeperContext{rig.context(7), store}, events);
+  auto tokens = [&](const char* refresh) {
+    TokenSet t;
+    t.access_token = Secret("AT-1");
+    t.refresh_token = Secret(refresh);
+    t.obtained_at = rig.clock.system();
+    t.expires_at = rig.clock.system() + 1h;
+    return t;
+  };
+  keeper->adopt(tokens("RT-1"), /*store=*/true);
+  REQUIRE(store.exists("kitchen"));
+  CHECK_FALSE(keeper->forget().ok);  // logout: the file stays on disk
+  CHECK_FALSE(keeper->new_token_file());
+  // A reload restarts the account: a new keeper on the same store.
+  keeper = std::make_unique<TokenKeeper>(TokenKeeperContext{rig.context(7), store}, events);
+  const auto loaded = keeper->load();
+  CHECK(loaded.kind == TokenStore::LoadResult::Kind::unreadable);
+  CHECK_FALSE(loaded.tokens);
+  CHECK(loaded.message.find("could not be deleted") != std::string::npos);
+  CHECK_FALSE(keeper->new_token_file());
+  // A file `graph2mqtt login` writes later takes its place and is used.
+  TokenStore other(dir.path() / "tokens");
+  REQUIRE(other.save("kitchen", token_binding(rig.options), tokens("RT-new")).ok);
+  // Written later in real life: a file system's timestamps may not tell two writes in the same
+  // few milliseconds apart.
+  std::filesystem::last_write_time(store.file_for("kitchen"),
+                                   std::filesystem::file_time_type::clock::now() + 1s);
+  auto picked = keeper->new_token_file();
+  REQUIRE(picked);
+  CHECK(picked->refresh_token.reveal() == "RT-new");
 }
