@@ -263,3 +263,35 @@ TEST_CASE("token keeper: a file logout could not delete is not loaded again, als
   REQUIRE(picked);
   CHECK(picked->refresh_token.reveal() == "RT-new");
 }
+
+TEST_CASE("token keeper: a removal the lock delayed never deletes a file written meanwhile") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(), /*store=*/true);
+  auto lock = std::make_unique<HeldLock>(rig.store.lock_for("kitchen"));
+  CHECK(rig.keeper.forget().busy);  // logout while `graph2mqtt login` holds the lock
+  CHECK(rig.store.exists("kitchen"));
+  CHECK_FALSE(rig.keeper.new_token_file());  // the old file is not taken back meanwhile
+  // `graph2mqtt login` writes its new tokens and lets go of the lock.
+  lock.reset();
+  TokenStore other(rig.dir.path() / "tokens");
+  REQUIRE(other.save("kitchen", token_binding(rig.options), rig.tokens(1h, "RT-login")).ok);
+  std::filesystem::last_write_time(rig.store.file_for("kitchen"),
+                                   std::filesystem::file_time_type::clock::now() + 1s);
+  rig.run_until_request(2s);
+  CHECK(rig.store.exists("kitchen"));  // the delayed removal left the new file alone
+  auto picked = rig.keeper.new_token_file();
+  REQUIRE(picked);
+  CHECK(picked->refresh_token.reveal() == "RT-login");
+}
+
+TEST_CASE("token keeper: a removal the lock delayed happens once the lock is free") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(), /*store=*/true);
+  auto lock = std::make_unique<HeldLock>(rig.store.lock_for("kitchen"));
+  CHECK(rig.keeper.forget().busy);
+  rig.run_until_request(1s);
+  CHECK(rig.store.exists("kitchen"));
+  lock.reset();
+  rig.run_until_request(1s);
+  CHECK_FALSE(rig.store.exists("kitchen"));
+}
