@@ -92,12 +92,26 @@ bool Account::has_resource(const std::string& name) const {
 // --- start and stop ----------------------------------------------------------------------------
 
 void Account::start() {
+  start(std::nullopt);
+}
+
+std::optional<TokenSet> Account::take_unsaved_tokens() {
+  return keeper_.take_unsaved();
+}
+
+void Account::start(std::optional<TokenSet> unsaved) {
   since_ = ctx_.loop.clock().system();
+  if (unsaved) {
+    ctx_.log.warn(config_.name, ": using the tokens the restarted account could not store yet");
+    ctx_.mqtt.set_retained(topics_.auth_code(), "");
+    adopt_tokens(std::move(*unsaved), /*announce=*/false, /*store=*/true);
+    return;
+  }
   auto loaded = keeper_.load();
   using Kind = TokenStore::LoadResult::Kind;
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
   if (loaded.kind == Kind::ok && loaded.tokens) {
-    adopt_tokens(std::move(*loaded.tokens), /*announce=*/false);
+    adopt_tokens(std::move(*loaded.tokens), /*announce=*/false, /*store=*/false);
     return;
   }
   if (loaded.kind == Kind::corrupt || loaded.kind == Kind::unreadable) {
@@ -344,7 +358,7 @@ void Account::redeemed(const TokenSet& tokens) {
 void Account::approved(TokenSet tokens) {
   forced_ = false;
   publish_code();  // clears auth/code
-  adopt_tokens(std::move(tokens), /*announce=*/true);
+  adopt_tokens(std::move(tokens), /*announce=*/true, /*store=*/true);
 }
 
 void Account::ended(SignInEnd end, SignInMethod method, const AuthFailure* failure) {
@@ -411,10 +425,10 @@ void Account::end_sign_in(SignOutReason reason, bool renewing, const AuthFailure
 
 // --- tokens -------------------------------------------------------------------------------------
 
-void Account::adopt_tokens(TokenSet tokens, bool announce) {
+void Account::adopt_tokens(TokenSet tokens, bool announce, bool store) {
   const bool was_signed_in = keeper_.tokens() != nullptr && state_ == AuthState::signed_in;
   for (auto& r : resources_) r->stop();
-  const bool usable = keeper_.adopt(std::move(tokens), /*store=*/announce);
+  const bool usable = keeper_.adopt(std::move(tokens), store);
   const TokenSet& t = *keeper_.tokens();
   set_state(AuthState::signed_in, std::nullopt);
   if (announce) {
@@ -489,7 +503,7 @@ void Account::check_token_file() {
   if (!tokens) return;
   ctx_.log.info(config_.name, ": picked up tokens stored by `graph2mqtt login`");
   ctx_.mqtt.set_retained(topics_.auth_code(), "");
-  adopt_tokens(std::move(*tokens), /*announce=*/false);
+  adopt_tokens(std::move(*tokens), /*announce=*/false, /*store=*/false);
   emit("signed_in", [&](json::Fields& f) { signed_in_fields(f, *keeper_.tokens()); });
 }
 

@@ -79,8 +79,14 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   // Loads stored tokens and publishes the initial retained state (docs/mqtt-api.md "The connection
   // to the broker").
   void start();
+  // start(), with the tokens the account this one replaces at a reload could not store yet:
+  // they are newer than the file (a rotated refresh token), so they are used and stored.
+  void start(std::optional<TokenSet> unsaved);
   // Ends a pending sign-in with reason `shutdown` and clears auth/code.
   void shutdown();
+  // After shutdown(): tokens still only in memory, for the account that replaces this one.
+  std::optional<TokenSet> take_unsaved_tokens();
+  TokenBinding binding() const;
 
   // Commands (docs/mqtt-api.md "Commands"). The reply runs when the outcome is known.
   // `method`: the request's, else the account's sign_in_method (auto: the device code, or the
@@ -116,7 +122,8 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   void ended(SignInEnd end, SignInMethod method, const AuthFailure* failure) override;
 
   // tokens (the lifecycle is TokenKeeper's; these are its events and the account's glue)
-  void adopt_tokens(TokenSet tokens, bool announce);
+  // `announce`: a new sign-in (signed_in event); `store`: write them to disk first.
+  void adopt_tokens(TokenSet tokens, bool announce, bool store);
   void lose_tokens(SignOutReason reason, const AuthFailure* failure);
   void tokens_refreshed(const TokenSet& tokens) override;
   void token_trouble(const AuthFailure& failure, Millis retry_in) override;
@@ -134,8 +141,6 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   std::string graph_base() const;
   GraphAuth graph_auth();
   std::optional<long long> graph_rate_limited(std::optional<SteadyTime>& last);
-
-  TokenBinding binding() const;
 
   // ResourceSink: the pollers' outcomes, published on graph/R and events.
   const std::string* published_body(const std::string& resource) const override;

@@ -1,6 +1,7 @@
 #include "app/bridge.h"
 
 #include <algorithm>
+#include <map>
 #include <random>
 
 #include "common/time_format.h"
@@ -222,6 +223,9 @@ void Bridge::reconfigure(std::shared_ptr<const Config> fresh, const ReloadPlan& 
   // Removed and changed accounts stop first, their topics cleared through the derived topics of
   // the running configuration (auth/qr, the plain sub-topics).
   std::vector<Running> kept;
+  // Tokens a restarted account could not store yet go to its successor, never lost (a rotated
+  // refresh token exists nowhere else).
+  std::map<std::string, Unsaved> handed;
   for (auto& r : old) {
     const std::string name = r.account->name();
     if (is_in(plan.removed, name)) {
@@ -239,14 +243,16 @@ void Bridge::reconfigure(std::shared_ptr<const Config> fresh, const ReloadPlan& 
             [&](const auto& n) { return n.name == resource.name && n.fields == resource.fields; });
         if (!same) session_.set_retained(topics::graph(base_, name, resource.name), "");
       }
-      retire(std::move(r), /*clear=*/false);
+      if (auto unsaved = retire(std::move(r), /*clear=*/false)) {
+        handed.emplace(name, std::move(*unsaved));
+      }
     } else {
       kept.push_back(std::move(r));
     }
   }
   config_ = std::move(fresh);
   derived_ = std::make_unique<DerivedTopics>(*config_, session_);
-  std::vector<Account*> to_start;
+  std::vector<std::pair<Account*, std::optional<TokenSet>>> to_start;
   std::size_t index = 0;
   for (const auto& account : config_->accounts) {
     auto it = std::find_if(kept.begin(), kept.end(),
@@ -259,18 +265,32 @@ void Bridge::reconfigure(std::shared_ptr<const Config> fresh, const ReloadPlan& 
         log_.info("SIGHUP: account ", account.name, " added: starting it");
       }
       accounts_.push_back(make_account(config_, account, index));
-      to_start.push_back(accounts_.back().account.get());
+      Account* started = accounts_.back().account.get();
+      std::optional<TokenSet> unsaved;
+      if (auto h = handed.find(account.name); h != handed.end()) {
+        if (h->second.binding == started->binding()) {
+          unsaved = std::move(h->second.tokens);
+        } else {
+          log_.warn(account.name, ": tokens that could not be stored are dropped: the account now ",
+                    "signs in to another app registration, tenant or authority");
+        }
+      }
+      to_start.emplace_back(started, std::move(unsaved));
     }
     ++index;
   }
-  for (Account* a : to_start) a->start();
+  for (auto& [a, unsaved] : to_start) a->start(std::move(unsaved));
   publish_info();
   discovery_.reconfigure(*config_);
 }
 
-void Bridge::retire(Running running, bool clear) {
+std::optional<Bridge::Unsaved> Bridge::retire(Running running, bool clear) {
   Account& account = *running.account;
-  account.shutdown();
+  account.shutdown();  // one more attempt to store what is only in memory
+  std::optional<Unsaved> unsaved;
+  if (auto tokens = account.take_unsaved_tokens()) {
+    unsaved = Unsaved{account.binding(), std::move(*tokens)};
+  }
   running.http->close();  // nothing it still has to do reaches the network, nor answers
   if (clear) {
     const std::string name = account.name();
@@ -282,6 +302,7 @@ void Bridge::retire(Running running, bool clear) {
   }
   // `running` goes here: the account, then its requests, then the configuration it points into
   // (a discovery under way keeps only callbacks that check whether their driver is alive).
+  return unsaved;
 }
 
 void Bridge::send_reply(const std::string& action, const std::optional<std::string>& response_topic,

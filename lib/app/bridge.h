@@ -80,8 +80,13 @@ class Bridge {
   Running make_account(const std::shared_ptr<const Config>& config, const AccountConfig& account,
                        std::size_t index);
   // Stops an account for good: a pending sign-in ends as at a shutdown, its requests are
-  // cancelled; `clear` also empties its retained topics (a removed account).
-  void retire(Running running, bool clear);
+  // cancelled; `clear` also empties its retained topics (a removed account). Returns the tokens
+  // it could not store yet, with the binding they belong to.
+  struct Unsaved {
+    TokenBinding binding;
+    TokenSet tokens;
+  };
+  std::optional<Unsaved> retire(Running running, bool clear);
   void publish_info();
   void on_message(MqttMessage message);
   void dispatch(Request request);

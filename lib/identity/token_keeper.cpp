@@ -84,6 +84,21 @@ void TokenKeeper::flush() {
   if (persist_pending_) persist();
 }
 
+std::optional<TokenSet> TokenKeeper::take_unsaved() {
+  if (!persist_pending_ || !tokens_) return std::nullopt;
+  refresh_timer_.cancel();
+  persist_timer_.cancel();
+  persist_pending_ = false;
+  if (request_) ctx_.http.cancel(*request_);
+  request_.reset();
+  resolving_ = false;
+  ++epoch_;
+  std::optional<TokenSet> unsaved = std::move(tokens_);
+  tokens_.reset();
+  finish(false);
+  return unsaved;
+}
+
 void TokenKeeper::schedule() {
   if (!tokens_) return;
   const SystemTime when = refresh_time(tokens_->obtained_at, tokens_->expires_at, ctx_.index,

@@ -72,6 +72,10 @@ class TokenKeeper {
   std::optional<TokenSet> new_token_file();
   // One more attempt to store tokens that are still only in memory (at shutdown).
   void flush();
+  // Tokens that could not be stored yet (the disk failing, the lock held), handed over to the
+  // keeper that replaces this one at a reload: the file may hold a refresh token the platform
+  // has rotated away. Nothing when everything is on disk.
+  std::optional<TokenSet> take_unsaved();
   GraphAuth graph_auth();
   // Which configuration the tokens belong to (the token file records it).
   TokenBinding binding() const;

@@ -5,6 +5,7 @@
 #include <sys/mount.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -78,6 +79,45 @@ TEST_CASE(
   set_immutable(guard.dir, false);
   CHECK(poll_until([&] { return read_file(file) != before && !read_file(file).empty(); }, 20s));
   CHECK(s.simulator.counters().rotated_token_reuse == 0);
+}
+
+TEST_CASE(
+    "storage: tokens not yet stored survive a reload that restarts the account, and are stored "
+    "later" *
+    doctest::test_suite("faults")) {
+  Scenario s;
+  s.sign_in();
+  const auto file = s.agent->storage_dir() / "kitchen.json";
+  const std::string before = read_file(file);
+  ImmutableGuard guard{s.agent->storage_dir()};
+  if (!set_immutable(guard.dir, true)) {
+    MESSAGE("chattr +i is not available here; skipped");
+    return;
+  }
+  const auto since = s.display.mark();
+  CHECK(json_str(s.display.request("refresh", R"({"account":"kitchen"})"), "status") == "ok");
+  CHECK(json_str(s.wait_event("kitchen", "auth_error", since).json(), "error") == "storage_error");
+  // The rotated refresh token is only in memory. A changed setting restarts the account.
+  auto changed = s.config;
+  changed.accounts = kitchen_account("  renew_code: true\n");
+  s.agent->write_config(changed);
+  const auto reloaded = s.display.mark();
+  s.agent->process().terminate(SIGHUP);
+  REQUIRE(poll_until([&] { return s.agent->log_text().find("restarting it") != std::string::npos; },
+                     15s));
+  REQUIRE(poll_until(
+      [&] { return s.agent->log_text().find("could not store yet") != std::string::npos; }, 15s));
+  CHECK(json_str(retained_state(s), "state") == "signed_in");
+  CHECK(read_file(file) == before);
+  // Once the disk takes writes again, the successor stores them; a refresh then uses the rotated
+  // token (the file's old one would be a reuse, which the platform punishes).
+  set_immutable(guard.dir, false);
+  CHECK(poll_until([&] { return read_file(file) != before && !read_file(file).empty(); }, 20s));
+  const auto again = s.display.mark();
+  CHECK(json_str(s.display.request("refresh", R"({"account":"kitchen"})"), "status") == "ok");
+  s.wait_event("kitchen", "token_refreshed", again);
+  CHECK(s.simulator.counters().rotated_token_reuse == 0);
+  CHECK_FALSE(contains(events_since(s, "kitchen", reloaded), "signed_out"));
 }
 
 TEST_CASE(
