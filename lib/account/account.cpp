@@ -95,6 +95,10 @@ void Account::start() {
   start(std::nullopt);
 }
 
+void Account::store_before_exit(Millis wait) {
+  keeper_.flush_waiting(wait);
+}
+
 std::optional<TokenSet> Account::take_unsaved_tokens() {
   return keeper_.take_unsaved();
 }

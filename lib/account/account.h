@@ -86,6 +86,8 @@ class Account : private SignInEvents, private TokenEvents, private ResourceSink 
   void shutdown();
   // After shutdown(): tokens still only in memory, for the account that replaces this one.
   std::optional<TokenSet> take_unsaved_tokens();
+  // At the process's exit: stores what is only in memory, waiting up to `wait` for the lock.
+  void store_before_exit(Millis wait);
   TokenBinding binding() const;
 
   // Commands (docs/mqtt-api.md "Commands"). The reply runs when the outcome is known.

@@ -211,6 +211,9 @@ void Bridge::watch_token_files() {
 void Bridge::stop() {
   token_file_timer_.cancel();
   for (auto& r : accounts_) r.account->shutdown();
+  // A rotated refresh token exists nowhere else: wait a little for a lock `graph2mqtt login`
+  // holds rather than exit without it.
+  for (auto& r : accounts_) r.account->store_before_exit(Millis(1000));
   session_.shutdown(topics::bridge_state(base_), Millis(1000));
 }
 

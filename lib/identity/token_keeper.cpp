@@ -84,6 +84,19 @@ void TokenKeeper::flush() {
   if (persist_pending_) persist();
 }
 
+bool TokenKeeper::flush_waiting(Millis wait) {
+  if (!persist_pending_ || !tokens_) return true;
+  const auto result = ctx_.store.save_waiting(ctx_.account.name, binding(), *tokens_, wait);
+  if (!result.ok) {
+    ctx_.log.error(ctx_.account.name, ": the refreshed tokens could not be stored before exit (",
+                   result.message, "); the next start uses the previous file");
+    return false;
+  }
+  persist_pending_ = false;
+  persist_timer_.cancel();
+  return true;
+}
+
 std::optional<TokenSet> TokenKeeper::take_unsaved() {
   if (!persist_pending_ || !tokens_) return std::nullopt;
   refresh_timer_.cancel();

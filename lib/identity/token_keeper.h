@@ -70,8 +70,11 @@ class TokenKeeper {
   // A token file `graph2mqtt login` wrote since the last look (and that `forget` could not
   // delete is never taken again). Called about once a second while there are no tokens.
   std::optional<TokenSet> new_token_file();
-  // One more attempt to store tokens that are still only in memory (at shutdown).
+  // One more attempt to store tokens that are still only in memory (at shutdown, at a reload).
   void flush();
+  // The same at the process's exit, waiting up to `wait` for a lock another process holds
+  // (blocking: nothing else runs any more). Returns false when the tokens are still not stored.
+  bool flush_waiting(Millis wait);
   // Tokens that could not be stored yet (the disk failing, the lock held), handed over to the
   // keeper that replaces this one at a reload: the file may hold a refresh token the platform
   // has rotated away. Nothing when everything is on disk.

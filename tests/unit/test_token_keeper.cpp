@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "identity/identity_requests.h"
@@ -294,4 +295,36 @@ TEST_CASE("token keeper: a removal the lock delayed happens once the lock is fre
   lock.reset();
   rig.run_until_request(1s);
   CHECK_FALSE(rig.store.exists("kitchen"));
+}
+
+TEST_CASE("token keeper: at exit, tokens only in memory wait for a held lock, then are stored") {
+  Rig rig;
+  auto lock = std::make_unique<HeldLock>(rig.store.lock_for("kitchen"));
+  rig.keeper.adopt(rig.tokens(1h, "RT-rotated"), /*store=*/true);  // busy: only in memory
+  CHECK_FALSE(rig.store.exists("kitchen"));
+  CHECK_FALSE(rig.keeper.flush_waiting(100ms));  // still held: says so
+  // `graph2mqtt login` lets go of the lock while the agent exits.
+  std::thread release([&] {
+    std::this_thread::sleep_for(50ms);
+    lock.reset();
+  });
+  CHECK(rig.keeper.flush_waiting(5s));
+  release.join();
+  CHECK(rig.stored_refresh_token() == "RT-rotated");
+  CHECK(rig.keeper.flush_waiting(0ms));  // nothing left to store
+}
+
+TEST_CASE("token keeper: take_unsaved hands over tokens only in memory, nothing once stored") {
+  Rig rig;
+  rig.keeper.adopt(rig.tokens(1h, "RT-stored"), /*store=*/true);
+  CHECK_FALSE(rig.keeper.take_unsaved());
+  CHECK(rig.keeper.tokens() != nullptr);
+  HeldLock lock(rig.store.lock_for("kitchen"));
+  rig.keeper.adopt(rig.tokens(1h, "RT-rotated"), /*store=*/true);
+  auto unsaved = rig.keeper.take_unsaved();
+  REQUIRE(unsaved);
+  CHECK(unsaved->refresh_token.reveal() == "RT-rotated");
+  CHECK(rig.keeper.tokens() == nullptr);
+  rig.run_until_request(10s);
+  CHECK(rig.events.seen.empty());  // no retry left behind in the old keeper
 }
