@@ -65,7 +65,13 @@ void check_tokens_lost(Scenario& s, const std::string& error, const std::string&
   CHECK(events_since(s, "kitchen", since) == std::vector<std::string>{"auth_error", "signed_out"});
 
   check_signed_out(s.wait_state("kitchen", "signed_out", since).json(), reason);
-  check_signed_out(retained_state(s), reason);
+  const auto state = retained_state(s);
+  check_signed_out(state, reason);
+  // auth/state says why, for a display (docs/mqtt-api.md auth/state `error`).
+  REQUIRE(state["error"].IsObject());
+  CHECK(json_str(state["error"], "error") == error);
+  CHECK(json_str(state["error"], "description") == json_str(ev, "description"));
+  CHECK(state["error"]["policy"].IsNull());
   check_graph_cleared(s, since);
   CHECK_FALSE(has_token_file(*s.agent));
   CHECK(json_str(status_of(s), "state") == "signed_out");

@@ -55,6 +55,7 @@ TEST_CASE("discovery: device, origin and availability of an account's device") {
   CHECK(str(d["device"], "name") == "graph2mqtt kitchen");
   CHECK(str(d["device"], "via_device") == "graph2mqtt_bridge");
   CHECK(str(d["device"], "manufacturer") == "graph2mqtt");
+  CHECK(str(d["device"], "model") == "Microsoft 365 sign-in");
   CHECK(d["device"].HasMember("sw_version"));
   CHECK(str(d["origin"], "name") == "graph2mqtt");
   CHECK(d["origin"].HasMember("sw_version"));
