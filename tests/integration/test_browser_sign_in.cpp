@@ -513,5 +513,19 @@ TEST_CASE("secrets: a browser sign-in's code and pasted address appear in no log
       CHECK_MESSAGE(m.payload.find(code) == std::string::npos, m.describe());
     }
   }
+  // The PKCE verifiers the simulator received: in no log line and no payload either.
+  const auto codes = parse_json(s.simulator.get("/_sim/authorization_codes").body);
+  std::size_t verifiers = 0;
+  for (const auto& c : codes["authorization_codes"].GetArray()) {
+    const std::string verifier = json_str(c, "verifier_seen");
+    if (verifier.empty()) continue;
+    ++verifiers;
+    CHECK(verifier.size() == 43);  // 32 random bytes, base64url
+    CHECK(log.find(verifier) == std::string::npos);
+    for (const auto& m : s.display.messages("#")) {
+      CHECK_MESSAGE(m.payload.find(verifier) == std::string::npos, m.describe());
+    }
+  }
+  CHECK(verifiers == 2);
   check_no_secrets(s);
 }

@@ -348,6 +348,7 @@ void Simulator::redeem_authorization_code(const Request& req, Response& res,
       auto& code = it->second;
       ++code.redemption_attempts;
       const auto verifier = value("code_verifier");
+      code.verifier_seen = verifier;
       if (code.client_id != value("client_id")) {
         error = Error{"invalid_grant", 70000, "Provided grant is invalid or malformed."};
       } else if (to_lower(code.tenant) != to_lower(req.matches[1].str())) {
@@ -433,6 +434,7 @@ std::string Simulator::authorization_codes_json_locked(Clock::time_point now) co
         .field_num("issued_at_ms", code.issued_at_ms)
         .field_num("expires_at_ms", code.expires_at_ms)
         .field_num("redemption_attempts", code.redemption_attempts)
+        .field("verifier_seen", code.verifier_seen)
         .end_object();
   }
   return json.end_array().end_object().text();

@@ -120,6 +120,9 @@ struct AuthorizationCode {
   std::int64_t expires_at_ms = 0;
   bool redeemed = false;
   int redemption_attempts = 0;
+  // The code_verifier of the last redemption: what tests look for in the agent's logs and
+  // payloads (a secret the agent must never show).
+  std::string verifier_seen;
   User user;
 };
 
