@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "http/http.h"
+#include "scenario_commands.h"
 #include "scenario_extra.h"
 
 using namespace g2m::test;
@@ -245,7 +246,9 @@ TEST_CASE(
   check_clean_protocol(s);
 }
 
-TEST_CASE("browser sign-in: it expires after 15 minutes like a code and cancel and logout end it") {
+// Its 15-minute expiry (code_expired, renew_code not applied) is in the unit tests of Account, on
+// the fake clock.
+TEST_CASE("browser sign-in: cancel and logout end it as they end a device code") {
   Scenario s;
   wait_started(s);
   browser_login(s);
@@ -269,6 +272,45 @@ TEST_CASE("browser sign-in: sign_in_method browser makes every login a browser s
   const std::string url = browser_login(s, "");
   CHECK(json_str(complete(s, s.simulator.browser_sign_in(url)), "status") == "ok");
   CHECK(s.simulator.counters().devicecode == 0);
+}
+
+TEST_CASE("browser sign-in: a forced browser sign-in keeps the old tokens until it succeeds") {
+  Scenario s;
+  s.sign_in();
+  const auto first = read_file(the_token_file(*s.agent));
+  auto since = s.display.mark();
+  auto reply =
+      s.display.request("login", R"({"account":"kitchen","force":true,"method":"browser"})");
+  REQUIRE(json_str(reply, "status") == "ok");
+  CHECK(json_str(reply["data"]["code"], "method") == "browser");
+  // Cancelled: back to the old tokens, never signed out.
+  CHECK(json_str(s.display.request("cancel", R"({"account":"kitchen"})"), "status") == "ok");
+  s.wait_state("kitchen", "signed_in", since);
+  CHECK_FALSE(contains(events_since(s, "kitchen", since), "signed_out"));
+  CHECK(read_file(the_token_file(*s.agent)) == first);
+  // Completed: the new sign-in's tokens replace the old ones.
+  since = s.display.mark();
+  const std::string url = browser_login(s, R"(,"force":true,"method":"browser")");
+  CHECK(json_str(complete(s, s.simulator.browser_sign_in(url)), "status") == "ok");
+  s.wait_event("kitchen", "signed_in", since);
+  CHECK(read_file(the_token_file(*s.agent)) != first);
+  CHECK_FALSE(contains(events_since(s, "kitchen", since), "signed_out"));
+  check_clean_protocol(s);
+}
+
+TEST_CASE("browser sign-in: identity.max_pending_sign_ins counts browser sign-ins too") {
+  ScenarioOptions options;
+  options.accounts = kitchen_account() + hall_account();
+  options.identity_extra = "max_pending_sign_ins: 1\n";
+  Scenario s(options);
+  s.wait_state("hall", "signed_out");
+  browser_login(s);
+  auto reply = s.display.request("login", R"({"account":"hall","method":"browser"})");
+  CHECK(json_str(reply, "status") == "error");
+  CHECK(json_str(reply, "error").find("max_pending_sign_ins") != std::string::npos);
+  REQUIRE(reply["retry_in"].IsInt());
+  CHECK(reply["retry_in"].GetInt() <= 900);  // at the latest when the browser sign-in expires
+  CHECK(json_str(retained_state(s, "hall"), "state") == "signed_out");
 }
 
 // --- tenant policy ------------------------------------------------------------------------------
@@ -428,6 +470,44 @@ TEST_CASE(
   s.wait_state("kitchen", "signed_in", since);
 }
 
+TEST_CASE(
+    "tenant policy: after a refusal at refresh under sign_in command the next login is a "
+    "browser sign-in") {
+  Scenario s;  // sign_in_method auto, sign_in command
+  s.sign_in();
+  TenantPolicy p;
+  p.refuse_device_code_refresh = true;
+  s.simulator.set_tenant_policy(p);
+  const auto since = s.display.mark();
+  s.display.request("refresh", R"({"account":"kitchen"})");
+  CHECK(json_str(s.wait_event("kitchen", "signed_out", since).json(), "reason") == "blocked");
+  CHECK(json_str(retained_state(s), "state") == "signed_out");  // nothing starts by itself
+  const long requests = s.simulator.counters().devicecode;
+  const std::string url = browser_login(s, "");  // a plain login
+  CHECK(s.simulator.counters().devicecode == requests);
+  CHECK(json_str(complete(s, s.simulator.browser_sign_in(url)), "status") == "ok");
+  s.wait_state("kitchen", "signed_in", since);
+  check_clean_protocol(s);
+}
+
+TEST_CASE(
+    "tenant policy: the switch to the browser lasts until a restart, then device code again") {
+  Scenario s;
+  wait_started(s);
+  s.simulator.set_tenant_policy(refusing("refuse_at_request", 530035));
+  browser_login(s, "");
+  CHECK(s.simulator.counters().devicecode == 1);
+  REQUIRE(s.agent->stop() == 0);
+  REQUIRE(s.simulator.post("/_sim/policy/clear").status == 200);  // security defaults turned off
+  const auto since = s.display.mark();
+  s.agent->start();
+  s.wait_online(since);
+  auto reply = s.display.request("login", R"({"account":"kitchen"})");
+  REQUIRE(json_str(reply, "status") == "ok");
+  CHECK(json_str(reply["data"]["code"], "method") == "device_code");
+  CHECK(s.simulator.counters().devicecode == 2);
+}
+
 // --- the terminal -------------------------------------------------------------------------------
 
 TEST_CASE("terminal login --browser prints the sign-in address and reads the final address") {
@@ -488,6 +568,60 @@ TEST_CASE("terminal login --browser: end of input without an address exits 1 and
   CHECK(run_to_exit(s, {"login", "kitchen", "--browser"}, 20s, &output) == 1);
   CHECK(output.find("No address was given") != std::string::npos);
   CHECK_FALSE(has_token_file(*s.agent));
+}
+
+TEST_CASE("terminal login --browser: a user who declines is exit 1 and nothing is stored") {
+  Scenario s;
+  wait_started(s);
+  REQUIRE(s.agent->stop() == 0);
+  const auto fifo = s.tmp / "stdin";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto process = s.agent->run({"login", "kitchen", "--browser"}, fifo);
+  const std::string url = printed_sign_in_url(process);
+  {
+    std::ofstream in(fifo);
+    in << s.simulator.browser_decline(url) << "\n";
+  }
+  CHECK(process.wait_exit(20s) == 1);
+  CHECK(process.log_text().find("declined") != std::string::npos);
+  CHECK_FALSE(has_token_file(*s.agent));
+}
+
+TEST_CASE("terminal login --browser: a redemption that fails in transit asks for a new address") {
+  Scenario s;
+  wait_started(s);
+  REQUIRE(s.agent->stop() == 0);
+  const auto fifo = s.tmp / "stdin";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto process = s.agent->run({"login", "kitchen", "--browser"}, fifo);
+  const std::string url = printed_sign_in_url(process);
+  s.simulator.fail(R"({"endpoint":"token","count":1,"status":503})");
+  std::ofstream in(fifo);
+  in << s.simulator.browser_sign_in(url) << "\n" << std::flush;
+  REQUIRE(poll_until(
+      [&] { return process.log_text().find("Paste the address again") != std::string::npos; },
+      20s));
+  CHECK(process.log_text().find("could not be redeemed") != std::string::npos);
+  in << s.simulator.browser_sign_in(url) << "\n" << std::flush;  // the user signs in again
+  const auto status = process.wait_exit(20s);
+  REQUIRE(status);
+  CHECK_MESSAGE(*status == 0, process.log_text());
+  CHECK(has_token_file(*s.agent));
+  check_clean_protocol(s);  // the first code was never sent twice
+}
+
+TEST_CASE("terminal login: security defaults with sign_in_method device_code is exit 1, says why") {
+  Scenario s(with_method("device_code"));
+  wait_started(s);
+  REQUIRE(s.agent->stop() == 0);
+  s.simulator.set_tenant_policy(refusing("refuse_at_request", 530035));
+  std::string output;
+  CHECK(run_to_exit(s, {"login", "kitchen"}, 20s, &output) == 1);
+  CHECK(output.find("security defaults") != std::string::npos);
+  CHECK(output.find("AADSTS530035") != std::string::npos);
+  CHECK(output.find("browser sign-in") != std::string::npos);  // what can be done instead
+  CHECK_FALSE(has_token_file(*s.agent));
+  CHECK(s.simulator.counters().devicecode == 1);  // never retried
 }
 
 TEST_CASE("secrets: a browser sign-in's code and pasted address appear in no log line or payload") {
