@@ -433,6 +433,8 @@ TEST_CASE(
       kCode, [](const rapidjson::Value& v) { return v.IsObject(); }, 15s, first);
   s.simulator.approve(json_str(code.json(), "user_code"));
   s.wait_state("kitchen", "signed_in", first);
+  // The signed_in event follows auth/state: wait for it too, so it is not counted below.
+  s.wait_event("kitchen", "signed_in", first);
   TenantPolicy p;
   p.refuse_device_code_refresh = true;
   s.simulator.set_tenant_policy(p);
