@@ -224,7 +224,7 @@ TokenStore::WriteResult TokenKeeper::forget() {
   ++epoch_;
   const auto before = ctx_.store.modified(ctx_.account.name);
   auto removed = ctx_.store.remove(ctx_.account.name);
-  if (removed.busy) retry_remove(before);
+  if (removed.busy) retry_remove(before, ctx_.loop.clock().steady());
   if (!removed.ok) {
     ctx_.log.error(ctx_.account.name, ": ", removed.message);
     // Never loaded again by this run, also after a reload (docs/mqtt-api.md "Tokens").
@@ -235,15 +235,25 @@ TokenStore::WriteResult TokenKeeper::forget() {
   return removed;
 }
 
-void TokenKeeper::retry_remove(std::optional<std::filesystem::file_time_type> file) {
+void TokenKeeper::retry_remove(std::optional<std::filesystem::file_time_type> file,
+                               SteadyTime since, bool reported) {
   // The lock is held by another process: the file goes as soon as it is free (and until then it
   // is never loaded again).
-  persist_timer_.start_after(kLockRetry, [this, file] {
+  persist_timer_.start_after(kLockRetry, [this, file, since, reported] {
     if (tokens_) return;  // signed in again meanwhile: that file is wanted now
     // `graph2mqtt login` held the lock to write a new file: that one is wanted, not removed.
     if (ctx_.store.modified(ctx_.account.name) != file) return;
     const auto removed = ctx_.store.remove(ctx_.account.name);
-    if (removed.busy) retry_remove(file);
+    if (!removed.busy) return;
+    const bool report = !reported && ctx_.loop.clock().steady() - since >= kLockPatience;
+    if (report) {
+      // Said once, as for a write (docs/mqtt-api.md "Tokens"); the removal goes on trying.
+      AuthFailure f;
+      f.error = "storage_error";
+      f.description = removed.message;
+      events_.token_trouble(f, kLockRetry);
+    }
+    retry_remove(file, since, reported || report);
   });
 }
 

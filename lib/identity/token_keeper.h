@@ -90,7 +90,9 @@ class TokenKeeper {
   void on_answer(HttpResponse response);
   void on_failure(const AuthFailure& failure);
   void finish(bool ok);
-  void retry_remove(std::optional<std::filesystem::file_time_type> file);
+  // `since`: when the first attempt found the lock busy (storage_error once it is 5 s ago).
+  void retry_remove(std::optional<std::filesystem::file_time_type> file, SteadyTime since,
+                    bool reported = false);
 
   TokenKeeperContext ctx_;
   TokenEvents& events_;

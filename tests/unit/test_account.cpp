@@ -85,12 +85,15 @@ struct AccountRig : test::MqttRig {
     for (const auto& r : http.all()) n += r.url.find("/devicecode") != std::string::npos;
     return n;
   }
+  // The reply so far (none while the device code is still being requested); a later reply
+  // lands in `last_reply`.
   std::optional<CommandResult> login(std::optional<SignInMethod> method) {
-    std::optional<CommandResult> result;
-    account.login(false, method, [&](CommandResult r) { result = std::move(r); });
-    return result;
+    last_reply.reset();
+    account.login(false, method, [this](CommandResult r) { last_reply = std::move(r); });
+    return last_reply;
   }
 
+  std::optional<CommandResult> last_reply;
   test::TempDir dir;
   Config cfg;
   TokenStore store;
@@ -126,6 +129,8 @@ TEST_CASE("account: renew_code renews an expired device code at once") {
   CHECK_FALSE(rig.login(std::nullopt));  // answered when the code is out
   REQUIRE(rig.http.has_pending());
   rig.http.answer(200, kDeviceCode);
+  REQUIRE(rig.last_reply);
+  CHECK(rig.last_reply->ok);
   rig.keep_pending(901s);
   CHECK(rig.event_names(from) == std::vector<std::string>{"code_issued", "code_expired"});
   CHECK(rig.events(from)[1].second.find(R"("renewing":true)") != std::string::npos);
