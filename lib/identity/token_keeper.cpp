@@ -99,17 +99,22 @@ bool TokenKeeper::flush_waiting(Millis wait) {
 
 std::optional<TokenSet> TokenKeeper::take_unsaved() {
   if (!persist_pending_ || !tokens_) return std::nullopt;
+  stop_work();
+  std::optional<TokenSet> unsaved = std::move(tokens_);
+  tokens_.reset();
+  finish(false);
+  return unsaved;
+}
+
+void TokenKeeper::stop_work() {
   refresh_timer_.cancel();
   persist_timer_.cancel();
   persist_pending_ = false;
   if (request_) ctx_.http.cancel(*request_);
   request_.reset();
   resolving_ = false;
-  ++epoch_;
-  std::optional<TokenSet> unsaved = std::move(tokens_);
-  tokens_.reset();
-  finish(false);
-  return unsaved;
+  failures_ = 0;
+  ++epoch_;  // answers still on their way are dropped
 }
 
 void TokenKeeper::schedule() {
@@ -209,19 +214,12 @@ void TokenKeeper::finish(bool ok) {
 }
 
 TokenStore::WriteResult TokenKeeper::forget() {
-  refresh_timer_.cancel();
-  persist_timer_.cancel();
-  persist_pending_ = false;
-  if (request_) ctx_.http.cancel(*request_);
-  request_.reset();
-  resolving_ = false;
-  failures_ = 0;
+  stop_work();
   if (tokens_) {
     tokens_->access_token.clear();
     tokens_->refresh_token.clear();
   }
   tokens_.reset();
-  ++epoch_;
   const auto before = ctx_.store.modified(ctx_.account.name);
   auto removed = ctx_.store.remove(ctx_.account.name);
   if (removed.busy) retry_remove(before, ctx_.loop.clock().steady());

@@ -91,6 +91,8 @@ class TokenKeeper {
   void on_failure(const AuthFailure& failure);
   void finish(bool ok);
   // `since`: when the first attempt found the lock busy (storage_error once it is 5 s ago).
+  // Cancels every timer and request; the tokens stay as they are.
+  void stop_work();
   void retry_remove(std::optional<std::filesystem::file_time_type> file, SteadyTime since,
                     bool reported = false);
 

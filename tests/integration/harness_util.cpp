@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -150,6 +151,39 @@ std::string to_json(const rapidjson::Value& v) {
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   v.Accept(writer);
   return {buffer.GetString(), buffer.GetSize()};
+}
+
+SilentListener::SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+  if (fd_ < 0) fail("SilentListener: socket() failed");
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(fd_, 16) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    fail("SilentListener: cannot listen on loopback");
+  }
+  port_ = ntohs(address.sin_port);
+}
+
+SilentListener::~SilentListener() {
+  for (int c : held_) ::close(c);
+  ::close(fd_);
+}
+
+bool SilentListener::wait_connections(std::size_t n, std::chrono::milliseconds timeout) {
+  return poll_until(
+      [&] {
+        pollfd p{fd_, POLLIN, 0};
+        while (::poll(&p, 1, 0) == 1) {
+          const int c = ::accept(fd_, nullptr, nullptr);
+          if (c < 0) break;
+          held_.push_back(c);
+        }
+        return held_.size() >= n;
+      },
+      timeout);
 }
 
 }  // namespace g2m::test

@@ -7,6 +7,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <rapidjson/document.h>
 
@@ -59,5 +60,23 @@ rapidjson::Document try_parse_json(std::string_view text);
 std::string json_str(const rapidjson::Value& v, const char* key);
 // Compact JSON text of a value.
 std::string to_json(const rapidjson::Value& v);
+
+// A loopback server that takes TCP connections and never answers: an MQTT connect, an OpenID
+// discovery or a TLS handshake to it stays in flight.
+class SilentListener {
+ public:
+  SilentListener();
+  ~SilentListener();
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+  // Waits until `n` connections have come in (accepted, held open, never answered).
+  bool wait_connections(std::size_t n, std::chrono::milliseconds timeout);
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> held_;
+};
 
 }  // namespace g2m::test

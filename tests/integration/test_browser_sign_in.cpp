@@ -84,6 +84,19 @@ std::string printed_sign_in_url(Process& process) {
   return url;
 }
 
+// Where a terminal login started by run_terminal_login() reads its standard input from.
+std::filesystem::path stdin_fifo(Scenario& s) {
+  return s.tmp / "stdin";
+}
+
+// Stops the agent and runs `graph2mqtt ARGS` with its standard input a FIFO (stdin_fifo) that
+// the test writes the final address to.
+Process run_terminal_login(Scenario& s, const std::vector<std::string>& args) {
+  REQUIRE(s.agent->stop() == 0);
+  REQUIRE(::mkfifo(stdin_fifo(s).c_str(), 0600) == 0);
+  return s.agent->run(args, stdin_fifo(s));
+}
+
 ScenarioOptions with_method(const std::string& method, const std::string& extra = "") {
   ScenarioOptions o;
   o.accounts = kitchen_account("  sign_in_method: " + method + "\n" + extra);
@@ -515,14 +528,11 @@ TEST_CASE(
 TEST_CASE("terminal login --browser prints the sign-in address and reads the final address") {
   Scenario s;
   wait_started(s);
-  REQUIRE(s.agent->stop() == 0);
-  const auto fifo = s.tmp / "stdin";
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  auto process = s.agent->run({"login", "kitchen", "--browser"}, fifo);
+  auto process = run_terminal_login(s, {"login", "kitchen", "--browser"});
   const std::string url = printed_sign_in_url(process);
   const std::string address = s.simulator.browser_sign_in(url);
   {
-    std::ofstream in(fifo);
+    std::ofstream in(stdin_fifo(s));
     in << "not the address\n" << address << "\n";
   }
   const auto status = process.wait_exit(20s);
@@ -544,17 +554,14 @@ TEST_CASE("terminal login --browser prints the sign-in address and reads the fin
 TEST_CASE("terminal login: under auto a policy refusal switches to the browser sign-in") {
   Scenario s;
   wait_started(s);
-  REQUIRE(s.agent->stop() == 0);
   s.simulator.set_tenant_policy(refusing("refuse_at_request", 53003));
-  const auto fifo = s.tmp / "stdin";
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  auto process = s.agent->run({"login", "kitchen"}, fifo);
+  auto process = run_terminal_login(s, {"login", "kitchen"});
   const std::string url = printed_sign_in_url(process);
   const auto output = process.log_text();
   CHECK(output.find("Conditional Access") != std::string::npos);
   CHECK(output.find("Switching to the browser sign-in") != std::string::npos);
   {
-    std::ofstream in(fifo);
+    std::ofstream in(stdin_fifo(s));
     in << s.simulator.browser_sign_in(url) << "\n";
   }
   const auto status = process.wait_exit(20s);
@@ -575,13 +582,10 @@ TEST_CASE("terminal login --browser: end of input without an address exits 1 and
 TEST_CASE("terminal login --browser: a user who declines is exit 1 and nothing is stored") {
   Scenario s;
   wait_started(s);
-  REQUIRE(s.agent->stop() == 0);
-  const auto fifo = s.tmp / "stdin";
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  auto process = s.agent->run({"login", "kitchen", "--browser"}, fifo);
+  auto process = run_terminal_login(s, {"login", "kitchen", "--browser"});
   const std::string url = printed_sign_in_url(process);
   {
-    std::ofstream in(fifo);
+    std::ofstream in(stdin_fifo(s));
     in << s.simulator.browser_decline(url) << "\n";
   }
   CHECK(process.wait_exit(20s) == 1);
@@ -592,13 +596,10 @@ TEST_CASE("terminal login --browser: a user who declines is exit 1 and nothing i
 TEST_CASE("terminal login --browser: a redemption that fails in transit asks for a new address") {
   Scenario s;
   wait_started(s);
-  REQUIRE(s.agent->stop() == 0);
-  const auto fifo = s.tmp / "stdin";
-  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
-  auto process = s.agent->run({"login", "kitchen", "--browser"}, fifo);
+  auto process = run_terminal_login(s, {"login", "kitchen", "--browser"});
   const std::string url = printed_sign_in_url(process);
   s.simulator.fail(R"({"endpoint":"token","count":1,"status":503})");
-  std::ofstream in(fifo);
+  std::ofstream in(stdin_fifo(s));
   in << s.simulator.browser_sign_in(url) << "\n" << std::flush;
   REQUIRE(poll_until(
       [&] { return process.log_text().find("Paste the address again") != std::string::npos; },

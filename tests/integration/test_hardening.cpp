@@ -2,10 +2,6 @@
 // core dumps. Labelled `hardening` in ctest (the doctest suite name becomes the label).
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,7 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <vector>
 
 #include "json/json.h"
 #include "scenario.h"
@@ -57,47 +52,11 @@ std::size_t restart_after(Scenario& s, Change&& change) {
   return since;
 }
 
-// A "broker" that takes TCP connections and never answers: every MQTT connect stays in flight.
-class SilentBroker {
- public:
-  SilentBroker() : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
-    REQUIRE(fd_ >= 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-    REQUIRE(::listen(fd_, 16) == 0);
-    socklen_t length = sizeof address;
-    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-    port_ = ntohs(address.sin_port);
-  }
-  ~SilentBroker() {
-    for (int c : held_) ::close(c);
-    ::close(fd_);
-  }
-  SilentBroker(const SilentBroker&) = delete;
-  SilentBroker& operator=(const SilentBroker&) = delete;
-  std::string url() const { return "mqtt://127.0.0.1:" + std::to_string(port_); }
-  // Waits until `n` connections have come in (held open, never answered).
-  bool wait_connections(std::size_t n, std::chrono::milliseconds timeout) {
-    return poll_until(
-        [&] {
-          pollfd p{fd_, POLLIN, 0};
-          while (::poll(&p, 1, 0) == 1) {
-            const int c = ::accept(fd_, nullptr, nullptr);
-            if (c < 0) break;
-            held_.push_back(c);
-          }
-          return held_.size() >= n;
-        },
-        timeout);
-  }
-
- private:
-  int fd_;
-  int port_ = 0;
-  std::vector<int> held_;
-};
+// The agent, started on a "broker" that takes the TCP connection and never answers.
+void start_on_silent_broker(Scenario& s, const SilentListener& silent) {
+  s.config.mqtt_server = "mqtt://127.0.0.1:" + std::to_string(silent.port());
+  s.agent = std::make_unique<Agent>(s.config);
+}
 
 }  // namespace
 
@@ -105,24 +64,22 @@ TEST_SUITE("hardening") {
   TEST_CASE("hardening: SIGTERM while the MQTT connect is in flight ends the agent cleanly") {
     // The client is destroyed with its connect under way: its callbacks must be gone first
     // (under ASan a late callback into a destroyed session fails this test).
-    SilentBroker silent;
+    SilentListener silent;
     ScenarioOptions options;
     options.start_agent = false;
     Scenario s(options);
-    s.config.mqtt_server = silent.url();
-    s.agent = std::make_unique<Agent>(s.config);
+    start_on_silent_broker(s, silent);
     REQUIRE(silent.wait_connections(1, 10s));
     s.agent->process().terminate(SIGTERM);
     CHECK(s.agent->process().wait_exit(10s) == 0);
   }
 
   TEST_CASE("hardening: a SIGHUP that replaces the MQTT client while it connects is survived") {
-    SilentBroker silent;
+    SilentListener silent;
     ScenarioOptions options;
     options.start_agent = false;
     Scenario s(options);
-    s.config.mqtt_server = silent.url();
-    s.agent = std::make_unique<Agent>(s.config);
+    start_on_silent_broker(s, silent);
     REQUIRE(silent.wait_connections(1, 10s));
     auto changed = s.config;
     changed.mqtt_extra = "keepalive: 30s\n";  // an mqtt setting: a new client, every account

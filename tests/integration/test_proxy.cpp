@@ -91,6 +91,23 @@ std::string describe(const std::vector<std::string>& lines) {
   return out;
 }
 
+// The identity requests go through `proxy` and the broker connection does not (the "proxy"
+// never answers, so the login fails).
+void check_identity_through(Scenario& s, const CountingListener& proxy) {
+  s.wait_online();
+  const auto reply = s.display.request("login", R"({"account":"kitchen"})", 60s);
+  CHECK(json_str(reply, "status") == "error");
+  const std::string simulator = "CONNECT 127.0.0.1:" + std::to_string(s.simulator.https_port());
+  const std::string broker = std::to_string(s.broker.port());
+  const auto lines = proxy.lines();
+  INFO("the proxy saw:\n" << describe(lines));
+  CHECK(std::any_of(lines.begin(), lines.end(),
+                    [&](const std::string& l) { return l.rfind(simulator, 0) == 0; }));
+  CHECK(std::none_of(lines.begin(), lines.end(), [&](const std::string& l) {
+    return l.find(":" + broker + " ") != std::string::npos;
+  }));
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -133,40 +150,8 @@ TEST_CASE(
                   {"http_proxy", proxy.url()},
                   {"https_proxy", proxy.url()}};
   s.agent = std::make_unique<Agent>(s.config);
-  s.wait_online();
-  const auto reply = s.display.request("login", R"({"account":"kitchen"})", 60s);
-  CHECK(json_str(reply, "status") == "error");  // the "proxy" never answers
-  const std::string simulator = "CONNECT 127.0.0.1:" + std::to_string(s.simulator.https_port());
-  const std::string broker = std::to_string(s.broker.port());
-  const auto lines = proxy.lines();
-  INFO("the proxy saw:\n" << describe(lines));
-  CHECK(std::any_of(lines.begin(), lines.end(),
-                    [&](const std::string& l) { return l.rfind(simulator, 0) == 0; }));
-  CHECK(std::none_of(lines.begin(), lines.end(), [&](const std::string& l) {
-    return l.find(":" + broker + " ") != std::string::npos;
-  }));
+  check_identity_through(s, proxy);
 }
-
-namespace {
-
-// The identity requests go through `proxy` and the broker connection does not (the "proxy"
-// never answers, so the login fails).
-void check_identity_through(Scenario& s, const CountingListener& proxy) {
-  s.wait_online();
-  const auto reply = s.display.request("login", R"({"account":"kitchen"})", 60s);
-  CHECK(json_str(reply, "status") == "error");
-  const std::string simulator = "CONNECT 127.0.0.1:" + std::to_string(s.simulator.https_port());
-  const std::string broker = std::to_string(s.broker.port());
-  const auto lines = proxy.lines();
-  INFO("the proxy saw:\n" << describe(lines));
-  CHECK(std::any_of(lines.begin(), lines.end(),
-                    [&](const std::string& l) { return l.rfind(simulator, 0) == 0; }));
-  CHECK(std::none_of(lines.begin(), lines.end(), [&](const std::string& l) {
-    return l.find(":" + broker + " ") != std::string::npos;
-  }));
-}
-
-}  // namespace
 
 TEST_CASE("http: identity.proxy carries the identity requests, never the broker connection") {
   if (!agent_available()) return;

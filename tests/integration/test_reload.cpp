@@ -4,8 +4,6 @@
 // setting still restarts everything.
 #include <doctest/doctest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -240,16 +238,8 @@ TEST_CASE("reload: --check-config, which ExecReload runs first, refuses the file
 TEST_CASE("reload: an account removed while an OpenID discovery is under way stops safely") {
   // An issuer that accepts connections and never answers: the discovery the signing-in account
   // waits for stays under way until identity.timeout.
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(listener >= 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  REQUIRE(::listen(listener, 16) == 0);
-  socklen_t length = sizeof address;
-  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
-  const std::string issuer = "https://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  SilentListener listener;
+  const std::string issuer = "https://127.0.0.1:" + std::to_string(listener.port());
 
   ScenarioOptions o;
   o.identity_extra = "provider: oidc\nissuer: " + issuer + "\ntimeout: 2s\n";
@@ -281,7 +271,6 @@ TEST_CASE("reload: an account removed while an OpenID discovery is under way sto
   auto hall = s.display.request("status", R"({"account":"hall"})");
   CHECK(json_str(hall, "status") == "ok");
   CHECK(s.agent->stop(5s) == 0);
-  ::close(listener);
 }
 
 namespace {

@@ -25,6 +25,12 @@ bool set_immutable(const std::filesystem::path& dir, bool on) {
 struct ImmutableGuard {
   std::filesystem::path dir;
   ~ImmutableGuard() { set_immutable(dir, false); }
+  // Makes `dir` immutable; false (with a message: the test is skipped) where chattr cannot.
+  bool engage() {
+    if (set_immutable(dir, true)) return true;
+    MESSAGE("chattr +i is not available here; skipped");
+    return false;
+  }
 };
 
 // A tiny tmpfs mounted over a folder for the length of a test: a disk that really fills up.
@@ -60,10 +66,7 @@ TEST_CASE(
   REQUIRE(std::filesystem::exists(file));
   const std::string before = read_file(file);
   ImmutableGuard guard{s.agent->storage_dir()};
-  if (!set_immutable(guard.dir, true)) {
-    MESSAGE("chattr +i is not available here; skipped");
-    return;
-  }
+  if (!guard.engage()) return;
   const auto since = s.display.mark();
   auto reply = s.display.request("refresh", R"({"account":"kitchen"})");
   CHECK(json_str(reply, "status") == "ok");  // the refresh itself worked
@@ -90,10 +93,7 @@ TEST_CASE(
   const auto file = s.agent->storage_dir() / "kitchen.json";
   const std::string before = read_file(file);
   ImmutableGuard guard{s.agent->storage_dir()};
-  if (!set_immutable(guard.dir, true)) {
-    MESSAGE("chattr +i is not available here; skipped");
-    return;
-  }
+  if (!guard.engage()) return;
   const auto since = s.display.mark();
   CHECK(json_str(s.display.request("refresh", R"({"account":"kitchen"})"), "status") == "ok");
   CHECK(json_str(s.wait_event("kitchen", "auth_error", since).json(), "error") == "storage_error");
@@ -127,10 +127,7 @@ TEST_CASE(
   Scenario s;
   s.sign_in();
   ImmutableGuard guard{s.agent->storage_dir()};
-  if (!set_immutable(guard.dir, true)) {
-    MESSAGE("chattr +i is not available here; skipped");
-    return;
-  }
+  if (!guard.engage()) return;
   const auto since = s.display.mark();
   auto reply = s.display.request("logout", R"({"account":"kitchen"})");
   CHECK(json_str(reply, "status") == "error");
